@@ -1,0 +1,75 @@
+"""Shared fixtures: isolated code caches, source trees written by tests, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test gets its own code cache (XDG_CACHE_HOME), never the user's."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    for name in [n for n in os.environ if n.startswith("FN_WRAPPER_")]:
+        monkeypatch.delenv(name)
+    return cache
+
+
+WriteTree = Callable[[dict[str, str]], Path]
+
+
+@pytest.fixture
+def write_tree(tmp_path: Path) -> WriteTree:
+    """Write `{relative path: source text}` (dedented) under a fresh folder and return it."""
+    counter = iter(range(10_000))
+
+    def write(files: dict[str, str]) -> Path:
+        root = tmp_path / f"src{next(counter)}"
+        for name, text in files.items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text).lstrip("\n"))
+        root.mkdir(exist_ok=True)
+        return root
+
+    return write
+
+
+RunCLI = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunCLI:
+    """Run `python -m wrapper ARGS` in a subprocess with a clean FN_WRAPPER_* environment."""
+
+    def run(
+        *args: str,
+        env: Optional[dict[str, str]] = None,
+        input: Optional[bytes] = None,
+        cwd: Optional[Path] = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("FN_WRAPPER_")}
+        environ["XDG_CACHE_HOME"] = str(tmp_path / "cli-cache")
+        environ.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "wrapper", *args],
+            capture_output=True,
+            input=input,
+            env=environ,
+            cwd=cwd or ROOT,
+            timeout=timeout,
+        )
+
+    return run

@@ -1,0 +1,229 @@
+"""Pydantic models of the function, task and run specs (DigitalHub field names, DESIGN §2)."""
+
+from __future__ import annotations
+
+import enum
+import re
+import sys
+import uuid
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class PythonVersion(str, enum.Enum):
+    """Python versions a function may ask for; the version picks the image at build time."""
+
+    PYTHON3_9 = "PYTHON3_9"
+    PYTHON3_10 = "PYTHON3_10"
+    PYTHON3_11 = "PYTHON3_11"
+    PYTHON3_12 = "PYTHON3_12"
+    PYTHON3_13 = "PYTHON3_13"
+
+    @classmethod
+    def running(cls) -> Optional[PythonVersion]:
+        """The member naming this interpreter's version, if it is a supported one."""
+        name = "PYTHON{}_{}".format(*sys.version_info[:2])
+        return cls.__members__.get(name)
+
+    @property
+    def version(self) -> str:
+        """The dotted version, e.g. "3.11"."""
+        return self.value[len("PYTHON") :].replace("_", ".")
+
+
+class Strict(BaseModel):
+    """Base of every spec model: unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+SOURCE_FIELDS = ("code_src", "code", "base64", "handler", "init_function", "lang")
+"""Source fields a function spec may give flat; nested, `code_src` is spelt `source`."""
+
+
+def nest_source(function: dict[str, Any]) -> dict[str, Any]:
+    """The function dict with flat source fields moved under `source` (`source.source` is
+    spelt `code_src`); a field given both ways with different values is a ValueError."""
+    nested = function.get("source", {})
+    if not isinstance(nested, dict):  # field validation reports the bad `source`, alone
+        return {k: v for k, v in function.items() if k not in SOURCE_FIELDS}
+    merged = dict(nested)
+    if "source" in merged:
+        if "code_src" in merged and merged["code_src"] != merged["source"]:
+            raise ValueError("source.source and source.code_src differ: give one")
+        merged["code_src"] = merged.pop("source")
+    for key in SOURCE_FIELDS:
+        if key in function:
+            if key in merged and merged[key] != function[key]:
+                raise ValueError(
+                    f"{key} is given both flat and under source, with different values"
+                )
+            merged[key] = function[key]
+    rest = {k: v for k, v in function.items() if k not in SOURCE_FIELDS}
+    return {**rest, "source": merged}
+
+
+class SourceSpec(Strict):
+    """Where the code comes from and what to call in it."""
+
+    code_src: Optional[str] = Field(default=None, alias="source")
+    code: Optional[str] = None
+    base64: Optional[str] = None
+    handler: str = "handler"
+    init_function: Optional[str] = None
+    lang: Literal["python"] = "python"
+
+    @model_validator(mode="after")
+    def _one_kind_of_code(self) -> SourceSpec:
+        if self.code is not None and self.base64 is not None:
+            raise ValueError("give code or base64, not both")
+        if self.code is None and self.base64 is None and not self.code_src:
+            raise ValueError("no code: give one of code, base64 or code_src")
+        return self
+
+
+_K8S_QUANTITY = re.compile(
+    r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"  # a decimal number, then an exponent or a suffix
+    r"([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?"
+)
+
+
+def _quantity(value: Any) -> Any:
+    if value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError("must be a Kubernetes quantity such as 500m, 2 or 1Gi")
+    if not _K8S_QUANTITY.fullmatch(str(value)):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)")
+    return str(value)
+
+
+class ResourceAmount(Strict):
+    """Requests and limits of one resource, as Kubernetes quantities."""
+
+    requests: Optional[str] = None
+    limits: Optional[str] = None
+
+    _check = field_validator("requests", "limits", mode="before")(_quantity)
+
+
+class Resources(Strict):
+    """Compute resources of a task (gpu becomes nvidia.com/gpu)."""
+
+    cpu: Optional[ResourceAmount] = None
+    mem: Optional[ResourceAmount] = None
+    gpu: Optional[ResourceAmount] = None
+
+
+class NodeSelectorItem(Strict):
+    """One `{key, value}` node-selector entry."""
+
+    key: str
+    value: str
+
+
+class EnvVar(Strict):
+    """One environment variable of the task's container."""
+
+    name: str
+    value: str
+
+
+class Volume(Strict):
+    """A volume mounted in the task's container."""
+
+    volume_type: Literal["persistent_volume_claim", "empty_dir", "config_map", "secret"]
+    name: str
+    mount_path: str
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(Strict):
+    """How a function runs: the action and its Kubernetes settings."""
+
+    action: Literal["job", "serve", "build"] = "job"
+    node_selector: list[NodeSelectorItem] = Field(default_factory=list)
+    volumes: list[Volume] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    affinity: Optional[dict[str, Any]] = None
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    envs: list[EnvVar] = Field(default_factory=list)
+    secrets: list[str] = Field(default_factory=list)
+    profile: Optional[str] = None
+    replicas: Optional[int] = Field(default=None, ge=0)
+    service_type: Optional[Literal["ClusterIP", "NodePort", "LoadBalancer"]] = None
+    service_name: Optional[str] = None
+    instructions: list[str] = Field(default_factory=list)
+
+
+def _pep508(line: str) -> str:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(line)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0]
+        raise ValueError(f"{line!r} is not a PEP 508 requirement: {reason}") from None
+    return line
+
+
+class FunctionSpec(Strict):
+    """A python function: its identity, its source and what its image needs."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["python"] = "python"
+    uuid: Optional[str] = None
+    description: Optional[str] = None
+    labels: list[str] = Field(default_factory=list)
+    embedded: Optional[bool] = None
+    project: Optional[str] = None
+    source: SourceSpec
+    python_version: PythonVersion
+    image: Optional[str] = None
+    base_image: Optional[str] = None
+    requirements: list[Annotated[str, AfterValidator(_pep508)]] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_source(cls, data: Any) -> Any:
+        return nest_source(data) if isinstance(data, dict) else data
+
+    @field_validator("uuid")
+    @classmethod
+    def _uuid4(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        try:
+            parsed = uuid.UUID(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a UUID") from None
+        if parsed.version != 4:
+            raise ValueError(f"{value!r} is a version {parsed.version} UUID; a UUID4 is required")
+        return value
+
+    @model_validator(mode="after")
+    def _project_only_from_library(self) -> FunctionSpec:
+        if self.project is not None and "library" not in self.labels:
+            raise ValueError(
+                "project must not be set on a function (give it to the run: --project or "
+                "FN_WRAPPER_PROJECT); only functions from a library (label 'library') carry one"
+            )
+        return self
+
+
+class RunSpec(Strict):
+    """What one run passes: entity inputs, parameters and init parameters."""
+
+    inputs: dict[str, str] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    init_parameters: dict[str, Any] = Field(default_factory=dict)
+    local_execution: bool = False
+
+
+class RunDocument(Strict):
+    """A whole run spec document: `{"function": ..., "task": ..., "run": ...}`."""
+
+    function: FunctionSpec
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    run: RunSpec = Field(default_factory=RunSpec)
