@@ -1,0 +1,347 @@
+"""The prepared Function: argument filling, init once, sync and async calls, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Any, Callable, Optional
+
+import pytest
+
+from wrapper.context import make_context
+from wrapper.errors import HTTPError, InitError, SignatureMismatch
+from wrapper.events import make_event
+from wrapper.invocation import Function, is_coroutine_function
+from wrapper.loader import LoadedCode
+from wrapper.logs import REQUEST_ID
+
+
+def prepared(
+    handler: Callable[..., Any],
+    init: Optional[Callable[..., Any]] = None,
+    **options: Any,
+) -> Function:
+    code = LoadedCode(handler=handler, handler_name="handler", init=init, init_name="init")
+    return Function(code, make_context(), **options)
+
+
+def event(body: bytes = b"hello", **headers: str) -> Any:
+    return make_event(body, method="POST", path="/p", headers=headers)
+
+
+# --- argument filling -------------------------------------------------------------------
+
+
+def test_context_and_event_by_name_in_any_order() -> None:
+    def handler(event, context):
+        return [event.body.decode(), type(context).__name__]
+
+    assert prepared(handler).call(event()) == ["hello", "Context"]
+
+
+def test_nuclio_shaped_handler_gets_context_and_event_by_position() -> None:
+    def handler(ctx, evt):
+        return (type(ctx).__name__, evt.body)
+
+    assert prepared(handler).call(event(b"x")) == ("Context", b"x")
+
+
+@pytest.mark.parametrize(
+    ("handler", "expected"),
+    [
+        (lambda: "none", "none"),
+        (lambda event: event.body, b"hello"),
+        (lambda context: context.worker_id, "0"),
+        (lambda *, event: event.method, "POST"),
+        (lambda context, *, event, size=3: (event.path, size), ("/p", 3)),
+        (lambda context, event=None, flag=True: (event.body, flag), (b"hello", True)),
+    ],
+)
+def test_only_the_declared_names_are_filled(handler: Callable[..., Any], expected: Any) -> None:
+    assert prepared(handler).call(event()) == expected
+
+
+def test_parameters_and_inputs_by_name_and_kwargs_takes_the_rest() -> None:
+    def handler(event, limit, data, **kwargs):
+        return limit, data, kwargs
+
+    function = prepared(handler, parameters={"limit": 5, "mode": "fast"}, inputs={"data": "DI"})
+    assert function.call(event()) == (5, "DI", {"mode": "fast"})
+
+
+def test_a_parameter_placed_after_a_skipped_default_goes_by_name() -> None:
+    def handler(context, scale=2, event=None, *, unit):
+        return scale, event.body, unit
+
+    assert prepared(handler, parameters={"unit": "m"}).call(event()) == (2, b"hello", "m")
+
+
+def test_event_in_the_middle_of_positional_arguments() -> None:
+    def handler(context, event, factor):
+        return event.body * factor
+
+    assert prepared(handler, parameters={"factor": 2}).call(event(b"ab")) == b"abab"
+
+
+def test_bound_method_and_partial_handlers() -> None:
+    class Model:
+        def predict(self, context, event):
+            return event.body.upper()
+
+    assert prepared(Model().predict).call(event(b"m")) == b"M"
+    base = functools.partial(lambda prefix, event: prefix + event.body, b">")
+    assert prepared(base).call(event(b"x")) == b">x"
+
+
+def test_a_parameter_the_handler_does_not_accept_is_refused_at_load() -> None:
+    with pytest.raises(SignatureMismatch) as caught:
+        prepared(lambda context, event: None, parameters={"limit": 1, "extra": 2})
+    assert caught.value.message == (
+        "handler does not accept 'extra', 'limit' (its arguments: context, event)"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_a_required_argument_without_a_value_is_refused_at_load() -> None:
+    with pytest.raises(SignatureMismatch) as caught:
+        prepared(lambda event, table, limit: None, parameters={"limit": 1})
+    assert caught.value.message == (
+        "handler argument(s) 'table' get no value: not one of context, event, project, run, "
+        "not an input and not a parameter (given: limit)"
+    )
+
+
+def test_project_and_run_need_a_store() -> None:
+    with pytest.raises(SignatureMismatch, match="handler argument 'project' is not available here"):
+        prepared(lambda project: None)
+    function = prepared(lambda project, run: (project, run), reserved={"project": "P", "run": "R"})
+    assert function.call(event()) == ("P", "R")
+
+
+# --- async detection and calls ----------------------------------------------------------
+
+
+async def _async_handler(context, event):
+    await asyncio.sleep(0)
+    return {"async": event.body.decode()}
+
+
+class _AsyncCallable:
+    async def __call__(self, context, event):
+        return "called"
+
+
+@pytest.mark.parametrize(
+    ("handler", "expected"),
+    [
+        (_async_handler, True),
+        (functools.partial(_async_handler), True),
+        (_AsyncCallable(), True),
+        (functools.wraps(_async_handler)(lambda *a: None), True),
+        (lambda context, event: None, False),
+    ],
+)
+def test_async_detection(handler: Callable[..., Any], expected: bool) -> None:
+    assert is_coroutine_function(handler) is expected
+
+
+def test_async_handler_is_awaited() -> None:
+    function = prepared(_async_handler)
+    reply = asyncio.run(function.arespond(event(b"a")))
+    assert (reply.status, reply.body) == (200, b'{"async":"a"}')
+    assert function.needs_loop
+
+
+def test_sync_handler_through_arespond() -> None:
+    reply = asyncio.run(prepared(lambda event: event.body).arespond(event(b"s")))
+    assert (reply.body, reply.content_type) == (b"s", "application/octet-stream")
+
+
+def test_generators_are_collected_by_respond_whole() -> None:
+    def chunks(event):
+        yield "a"
+        yield "b"
+
+    async def achunks(event):
+        yield {"n": 1}
+        yield {"n": 2}
+
+    whole = prepared(chunks).respond_whole(event())
+    assert (whole.body, whole.content_type) == (b"ab", "text/plain; charset=utf-8")
+    function = prepared(achunks)
+    assert function.needs_loop
+    whole = asyncio.run(function.arespond_whole(event()))
+    assert (whole.body, whole.content_type) == (b'{"n":1}\n{"n":2}\n', "application/x-ndjson")
+
+
+def test_a_generator_failing_midway_answers_500() -> None:
+    def chunks(event):
+        yield "a"
+        raise ValueError("secret")
+
+    whole = prepared(chunks).respond_whole(event())
+    assert whole.status == 500 and b"secret" not in whole.body
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def test_handler_exception_is_500_without_its_text_and_logged_with_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handler(event):
+        raise KeyError("password=hunter2")
+
+    caplog.set_level(logging.ERROR, logger="wrapper.invocation")
+    reply = prepared(handler).respond(event(**{"X-Request-Id": "req-42"}))
+    assert reply.status == 500
+    assert reply.body == b'{"error":"handler failed","request_id":"req-42"}'
+    (record,) = caplog.records
+    assert record.getMessage() == "handler handler failed: KeyError: 'password=hunter2'"
+    assert record.exc_info is not None
+
+
+def test_debug_puts_the_exception_in_the_body() -> None:
+    def handler(event):
+        raise ValueError("bad value")
+
+    reply = prepared(handler, debug=True).respond(event())
+    assert reply.status == 500
+    assert b'"type":"ValueError"' in reply.body and b"bad value" in reply.body
+    assert b"Traceback" in reply.body
+
+
+def test_http_error_answers_its_status_and_body() -> None:
+    def handler(event):
+        raise HTTPError(404, {"missing": "thing"})
+
+    reply = prepared(handler).respond(event())
+    assert (reply.status, reply.body, reply.content_type) == (
+        404,
+        b'{"missing":"thing"}',
+        "application/json",
+    )
+
+
+def test_system_exit_in_a_handler_does_not_stop_the_worker() -> None:
+    def handler(event):
+        raise SystemExit(3)
+
+    assert prepared(handler).respond(event()).status == 500
+
+
+def test_request_id_is_current_while_the_handler_runs() -> None:
+    seen = []
+    prepared(lambda event: seen.append(REQUEST_ID.get())).respond(event(**{"x-request-id": "abc"}))
+    assert seen == ["abc"]
+    assert REQUEST_ID.get() is None
+
+
+# --- init -------------------------------------------------------------------------------
+
+
+def test_init_is_called_once_with_context_and_parameters() -> None:
+    calls = []
+
+    def init(context, model, threshold=0.5):
+        calls.append((model, threshold))
+        context.user_data.model = model
+
+    function = prepared(
+        lambda context: context.user_data.model, init, init_parameters={"model": "m1"}
+    )
+    function.start()
+    function.start()
+    assert calls == [("m1", 0.5)]
+    assert function.call(event()) == "m1"
+
+
+def test_async_init_runs_in_start_and_astart() -> None:
+    calls = []
+
+    async def init(context):
+        await asyncio.sleep(0)
+        calls.append("init")
+
+    sync_function = prepared(lambda: None, init)
+    assert sync_function.needs_loop
+    sync_function.start()
+    asyncio.run(prepared(lambda: None, init).astart())
+    assert calls == ["init", "init"]
+
+
+@pytest.mark.parametrize(
+    ("init", "parameters", "message"),
+    [
+        (
+            lambda context, a: None,
+            {"a": 1, "b": 2, "c": 3},
+            "init function 'init' does not match init_parameters: "
+            "extra (not in its signature): 'b', 'c'",
+        ),
+        (
+            lambda context, a, b=1, *, c: None,
+            {},
+            "init function 'init' does not match init_parameters: "
+            "missing (required by it): 'a', 'c'",
+        ),
+        (
+            lambda context, a: None,
+            {"z": 1},
+            "init function 'init' does not match init_parameters: "
+            "extra (not in its signature): 'z'; missing (required by it): 'a'",
+        ),
+        (lambda *, a: None, {"a": 1}, "init function 'init' must take the context as first"),
+    ],
+)
+def test_init_signature_mismatch_names_extra_and_missing(
+    init: Callable[..., Any], parameters: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SignatureMismatch) as caught:
+        prepared(lambda: None, init, init_parameters=parameters)
+    assert caught.value.message.startswith(message)
+
+
+def test_init_with_kwargs_accepts_any_parameters() -> None:
+    seen = {}
+    function = prepared(
+        lambda: None, lambda context, **kw: seen.update(kw), init_parameters={"x": 1}
+    )
+    function.start()
+    assert seen == {"x": 1}
+
+
+def test_init_parameters_without_an_init_function_are_refused() -> None:
+    with pytest.raises(
+        SignatureMismatch, match=r"init_parameters given \(a\) but the function has"
+    ):
+        prepared(lambda: None, init_parameters={"a": 1})
+
+
+def test_init_failure_is_an_init_error_with_the_traceback() -> None:
+    def init(context):
+        raise ConnectionError("database down")
+
+    function = prepared(lambda: None, init)
+    with pytest.raises(InitError) as caught:
+        function.start()
+    assert caught.value.message == "init function raised ConnectionError: database down"
+    assert caught.value.exit_code == 4
+    assert "database down" in (caught.value.details or "")
+
+
+def test_context_logger_speaks_nuclio_and_stdlib(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(context, event):
+        context.logger.info_with("structured", user="ada")
+        context.logger.warn("nuclio spelling")
+        context.logger.warning("stdlib spelling %s", 1)
+
+    caplog.set_level(logging.DEBUG, logger="function")
+    prepared(handler).respond(event())
+    assert [r.getMessage() for r in caplog.records] == [
+        "structured",
+        "nuclio spelling",
+        "stdlib spelling 1",
+    ]
+    assert caplog.records[0].__dict__["with"] == {"user": "ada"}

@@ -1,0 +1,35 @@
+"""The nuclio-sdk `Context` handlers and init functions receive."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import nuclio_sdk
+
+USER_LOGGER = "function"
+
+
+class UserLogger(nuclio_sdk.Logger):  # type: ignore[misc]
+    """Nuclio's logger (`debug/info/warn/error`, `*_with`, `bind`) plus the stdlib spellings."""
+
+    def warning(self, message: str, *args: Any) -> None:
+        self.warn(message, *args)
+
+    def exception(self, message: str, *args: Any) -> None:
+        self._logger.exception(message, *args, extra={"with": dict(self._bound_variables)})
+
+
+def make_context(
+    *,
+    worker_id: str = "0",
+    trigger_kind: str = "http",
+    trigger_name: str = "",
+    platform_kind: str = "local",
+    namespace: str = "default",
+) -> Any:
+    """A Context whose logger writes through the runtime's log configuration."""
+    logger = UserLogger(logging.NOTSET, name=USER_LOGGER)
+    platform = nuclio_sdk.Platform(platform_kind, namespace=namespace)
+    trigger = nuclio_sdk.TriggerInfo(trigger_kind, trigger_name)
+    return nuclio_sdk.Context(logger, platform, worker_id, trigger)

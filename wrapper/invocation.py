@@ -1,0 +1,316 @@
+"""The prepared `Function`: signatures analysed once, so each call only fills a ready plan."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+from wrapper.errors import InitError, SignatureMismatch
+from wrapper.loader import LoadedCode, user_traceback
+from wrapper.logs import REQUEST_ID
+from wrapper.reply import TEXT, Reply, collect, collect_async, error_reply, to_reply
+
+log = logging.getLogger("wrapper.invocation")
+
+RESERVED = ("context", "event", "project", "run")
+"""Argument names the runtime fills itself when a handler declares them."""
+
+_EVENT = object()
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+class Function:
+    """A loaded handler with its call path prepared once: `respond(event)` is all a door needs."""
+
+    def __init__(
+        self,
+        code: LoadedCode,
+        context: Any,
+        *,
+        parameters: Optional[Mapping[str, Any]] = None,
+        inputs: Optional[Mapping[str, Any]] = None,
+        init_parameters: Optional[Mapping[str, Any]] = None,
+        reserved: Optional[Mapping[str, Any]] = None,
+        debug: bool = False,
+    ) -> None:
+        self.name = code.handler_name
+        self.context = context
+        self.debug = debug
+        self.handler = code.handler
+        available = {"context": context, **(reserved or {})}
+        self._call = plan_call(code.handler, available, {**(parameters or {}), **(inputs or {})})
+        self.is_async = is_coroutine_function(code.handler)
+        self.needs_loop = (
+            self.is_async
+            or inspect.isasyncgenfunction(inspect.unwrap(code.handler))
+            or (code.init is not None and is_coroutine_function(code.init))
+        )
+        self._init = plan_init(code.init, code.init_name, context, dict(init_parameters or {}))
+        self._started = False
+
+    def start(self) -> None:
+        """Run the init function once (an `async def` one in a fresh event loop)."""
+        if self._started or self._init is None:
+            self._started = True
+            return
+        self._started = True
+        try:
+            result = self._init()
+            if inspect.isawaitable(result):
+                asyncio.run(_awaited(result))
+        except Exception as exc:
+            raise _init_failed(exc) from None
+
+    async def astart(self) -> None:
+        """Run the init function once, inside the running event loop."""
+        if self._started or self._init is None:
+            self._started = True
+            return
+        self._started = True
+        try:
+            result = self._init()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            raise _init_failed(exc) from None
+
+    def call(self, event: Any) -> Any:
+        """Call the handler and return what it returned; exceptions propagate."""
+        return self._call(event)
+
+    def respond(self, event: Any) -> Reply:
+        """Call a sync handler and convert the outcome to a Reply (errors included)."""
+        token = REQUEST_ID.set(event.id)
+        try:
+            result = self._call(event)
+            if type(result) is str:  # the commonest result, converted inline
+                return Reply(200, result.encode(), TEXT)
+            return to_reply(result)
+        except (Exception, SystemExit) as exc:
+            return self._failed(exc, event.id)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def arespond(self, event: Any) -> Reply:
+        """Call the handler (awaiting it if it is async) and convert the outcome to a Reply."""
+        token = REQUEST_ID.set(event.id)
+        try:
+            result = self._call(event)
+            if self.is_async:
+                result = await result
+            return to_reply(result)
+        except (Exception, SystemExit) as exc:
+            return self._failed(exc, event.id)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def respond_whole(self, event: Any) -> Reply:
+        """Like `respond`, with a streamed result collected into one body."""
+        reply = self.respond(event)
+        if reply.stream is None:
+            return reply
+        try:
+            return _with_body(reply, collect(reply.stream))  # type: ignore[arg-type]
+        except (Exception, SystemExit) as exc:
+            return self._failed(exc, event.id)
+
+    async def arespond_whole(self, event: Any) -> Reply:
+        """Like `arespond`, with a streamed result (sync or async) collected into one body."""
+        reply = await self.arespond(event)
+        stream: Any = reply.stream
+        if stream is None:
+            return reply
+        try:
+            whole = await collect_async(stream) if hasattr(stream, "__anext__") else collect(stream)
+            return _with_body(reply, whole)
+        except (Exception, SystemExit) as exc:
+            return self._failed(exc, event.id)
+
+    def _failed(self, exc: BaseException, request_id: str) -> Reply:
+        reply = error_reply(exc, request_id, self.debug)
+        if reply.status >= 500:
+            log.error(
+                "handler %s failed: %s: %s",
+                self.name,
+                type(exc).__name__,
+                exc,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+        return reply
+
+
+def _with_body(head: Reply, whole: Reply) -> Reply:
+    """The streamed reply `head` (status, headers) with the collected body of `whole`."""
+    whole.status, whole.headers = head.status, head.headers
+    whole.content_type = head.content_type or whole.content_type
+    return whole
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _init_failed(exc: Exception) -> InitError:
+    return InitError(
+        f"init function raised {type(exc).__name__}: {exc}", details=user_traceback(exc)
+    )
+
+
+def is_coroutine_function(func: Callable[..., Any]) -> bool:
+    """True for `async def` functions, bound methods, partials and objects with async __call__."""
+    target = inspect.unwrap(func)
+    while isinstance(target, functools.partial):
+        target = target.func
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - an object with `async def __call__`
+    )
+
+
+def plan_call(
+    handler: Callable[..., Any], available: Mapping[str, Any], values: Mapping[str, Any]
+) -> Callable[[Any], Any]:
+    """Build `call(event)` filling the handler's arguments by name, decided once, here.
+
+    `available` holds the runtime's reserved values (context, project, run); `values` the
+    run's parameters and inputs. `event` is the only value that changes per call.
+    """
+    params = list(_signature(handler, "handler").parameters.values())
+    fills: list[tuple[int, inspect.Parameter, Any]] = []
+    missing: list[str] = []
+    takes_kwargs = False
+    for index, param in enumerate(params):
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            takes_kwargs = True
+        elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        elif param.name == "event":
+            fills.append((index, param, _EVENT))
+        elif param.name in available:
+            fills.append((index, param, available[param.name]))
+        elif param.name in RESERVED:
+            raise SignatureMismatch(
+                f"handler argument {param.name!r} is not available here: it needs a store "
+                "(the job door, or --store)"
+            )
+        elif param.name in values:
+            fills.append((index, param, values[param.name]))
+        elif param.default is inspect.Parameter.empty:
+            missing.append(param.name)
+    named = {p.name for _, p, _ in fills}
+    if missing and not named and not values and _nuclio_shaped(handler):
+        return functools.partial(handler, available["context"])
+    if missing:
+        raise SignatureMismatch(
+            f"handler argument(s) {', '.join(map(repr, missing))} get no value: not one of "
+            f"{', '.join(RESERVED)}, not an input and not a parameter"
+            + (f" (given: {', '.join(sorted(values))})" if values else "")
+        )
+    rest = {k: v for k, v in values.items() if k not in named}
+    if rest and not takes_kwargs:
+        accepted = ", ".join(p.name for p in params) or "none"
+        raise SignatureMismatch(
+            f"handler does not accept {', '.join(map(repr, sorted(rest)))} "
+            f"(its arguments: {accepted})"
+        )
+    return _caller(handler, fills, rest)
+
+
+def _caller(
+    handler: Callable[..., Any],
+    fills: list[tuple[int, inspect.Parameter, Any]],
+    rest: dict[str, Any],
+) -> Callable[[Any], Any]:
+    """The cheapest callable that passes `fills` (+ `rest` as **kwargs) and the event.
+
+    Arguments go by position while no earlier one was skipped, then by name.
+    """
+    positional: list[Any] = []
+    keyword = dict(rest)
+    by_position = True
+    for index, param, value in fills:
+        by_position = by_position and param.kind in _POSITIONAL and len(positional) == index
+        if by_position:
+            positional.append(value)
+        else:
+            keyword[param.name] = value
+    if any(v is _EVENT for v in (*keyword.values(), *positional[:-1])):
+        return _general_caller(handler, positional, keyword)
+    if positional and positional[-1] is _EVENT:
+        return functools.partial(handler, *positional[:-1], **keyword)
+    bound = functools.partial(handler, *positional, **keyword)
+    return lambda event: bound()
+
+
+def _general_caller(
+    handler: Callable[..., Any], positional: list[Any], keyword: dict[str, Any]
+) -> Callable[[Any], Any]:
+    args = tuple(positional)
+    slot = next((i for i, v in enumerate(args) if v is _EVENT), None)
+    name = next((k for k, v in keyword.items() if v is _EVENT), None)
+
+    def call(event: Any) -> Any:
+        call_args = args if slot is None else (*args[:slot], event, *args[slot + 1 :])
+        call_kwargs = keyword if name is None else {**keyword, name: event}
+        return handler(*call_args, **call_kwargs)
+
+    return call
+
+
+def _nuclio_shaped(handler: Callable[..., Any]) -> bool:
+    """`def handler(ctx, evt)` with other names: called positionally as Nuclio does."""
+    params = list(_signature(handler, "handler").parameters.values())
+    required = [p for p in params if p.kind in _POSITIONAL and p.default is p.empty]
+    return len(required) == 2 and all(p.kind in _POSITIONAL for p in params[:2])
+
+
+def plan_init(
+    init: Optional[Callable[..., Any]],
+    name: Optional[str],
+    context: Any,
+    init_parameters: dict[str, Any],
+) -> Optional[Callable[[], Any]]:
+    """Check `init(context, **init_parameters)` against the init's signature; return the call."""
+    if init is None:
+        if init_parameters:
+            raise SignatureMismatch(
+                f"init_parameters given ({', '.join(sorted(init_parameters))}) but the function "
+                "has no init function: set init_function"
+            )
+        return None
+    params = list(_signature(init, "init_function").parameters.values())
+    takes_varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    if not (params and params[0].kind in _POSITIONAL) and not takes_varargs:
+        raise SignatureMismatch(f"init function {name!r} must take the context as first argument")
+    rest = params[1:] if params and params[0].kind in _POSITIONAL else params
+    accepted = {p.name for p in rest if p.kind in _NAMED}
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    extra = [] if takes_kwargs else sorted(set(init_parameters) - accepted)
+    missing = [
+        p.name
+        for p in rest
+        if p.kind in _NAMED and p.default is p.empty and p.name not in init_parameters
+    ]
+    if extra or missing:
+        problems = []
+        if extra:
+            problems.append(f"extra (not in its signature): {', '.join(map(repr, extra))}")
+        if missing:
+            problems.append(f"missing (required by it): {', '.join(map(repr, missing))}")
+        raise SignatureMismatch(
+            f"init function {name!r} does not match init_parameters: {'; '.join(problems)}"
+        )
+    return functools.partial(init, context, **init_parameters)
+
+
+def _signature(func: Callable[..., Any], field_name: str) -> inspect.Signature:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise SignatureMismatch(
+            f"{field_name}: cannot read the signature of {func!r}: {exc}"
+        ) from None

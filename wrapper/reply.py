@@ -1,0 +1,202 @@
+"""Turn what a handler returns (or raises) into a reply, by the one table of DESIGN §4."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import json
+import math
+import traceback
+import types
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import PurePath
+from typing import Any, Optional, Union
+
+import nuclio_sdk
+
+from wrapper.errors import HTTPError
+
+TEXT = "text/plain; charset=utf-8"
+OCTETS = "application/octet-stream"
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+
+Stream = Union[Iterator[Any], AsyncIterator[Any]]
+
+
+class Reply:
+    """What a door sends back: status, headers, content type and body (or a stream of chunks)."""
+
+    __slots__ = ("body", "content_type", "headers", "status", "stream")
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: Optional[str] = None,
+        headers: Optional[dict[str, str]] = None,
+        stream: Optional[Stream] = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers if headers is not None else {}
+        self.stream = stream
+
+    def __repr__(self) -> str:
+        kind = "stream" if self.stream is not None else f"{len(self.body)} bytes"
+        return f"Reply({self.status}, {self.content_type!r}, {kind})"
+
+
+def to_reply(value: Any) -> Reply:
+    """Convert a handler's return value to a Reply."""
+    kind = type(value)
+    if kind is str:
+        return Reply(200, value.encode(), TEXT)
+    if kind is dict or kind is list:
+        return Reply(200, dump_json(value), JSON)
+    if value is None:
+        return Reply(200, b"", None)
+    if isinstance(value, nuclio_sdk.Response):
+        return _from_nuclio_response(value)
+    if isinstance(value, tuple) and len(value) == 2 and _is_status(value[0]):
+        reply = _body_reply(value[1])
+        reply.status = value[0]
+        return reply
+    if isinstance(value, (types.GeneratorType, types.AsyncGeneratorType)):
+        return Reply(200, b"", None, stream=value)
+    return _body_reply(value)
+
+
+def _body_reply(body: Any) -> Reply:
+    """A 200 reply for a body of any type (the table's rows without status or headers)."""
+    if isinstance(body, str):
+        return Reply(200, body.encode(), TEXT)
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return Reply(200, bytes(body), OCTETS)
+    if isinstance(body, (dict, list)):
+        return Reply(200, dump_json(body), JSON)
+    if body is None:
+        return Reply(200, b"", None)
+    if isinstance(body, (types.GeneratorType, types.AsyncGeneratorType)):
+        return Reply(200, b"", None, stream=body)
+    return Reply(200, str(body).encode(), TEXT)
+
+
+def _from_nuclio_response(response: Any) -> Reply:
+    reply = _body_reply(response.body)
+    given = response.content_type
+    if given and not (given == "text/plain" and reply.content_type == JSON):
+        reply.content_type = given  # Response's default text/plain does not relabel JSON
+    reply.status = int(response.status_code)
+    reply.headers = {str(k): str(v) for k, v in (response.headers or {}).items()}
+    return reply
+
+
+def _is_status(value: Any) -> bool:
+    return type(value) is int and 100 <= value <= 599
+
+
+def error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Reply:
+    """The reply for a handler that raised: its own status for HTTPError-like errors, else 500."""
+    if isinstance(exc, HTTPError):
+        return _status_reply(exc.status, exc.body, exc.content_type)
+    if isinstance(exc, nuclio_sdk.ExceptionWithResponse):
+        return _status_reply(exc.status_code, exc.body, exc.content_type)
+    body: dict[str, Any] = {"error": "handler failed", "request_id": request_id}
+    if debug:
+        body["type"] = type(exc).__name__
+        body["message"] = str(exc)
+        body["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Reply(500, dump_json(body), JSON)
+
+
+def _status_reply(status: int, body: Any, content_type: Optional[str]) -> Reply:
+    reply = _body_reply(body)
+    reply.status = status
+    if content_type:
+        reply.content_type = content_type
+    return reply
+
+
+def encode_chunk(chunk: Any) -> bytes:
+    """One streamed chunk as bytes: text as UTF-8, JSON values as one JSON line."""
+    if isinstance(chunk, str):
+        return chunk.encode()
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        return bytes(chunk)
+    if isinstance(chunk, (dict, list)):
+        return dump_json(chunk) + b"\n"
+    return b"" if chunk is None else str(chunk).encode()
+
+
+def chunk_content_type(chunk: Any) -> Optional[str]:
+    """The content type a stream gets from its first chunk (JSON values make NDJSON)."""
+    if isinstance(chunk, str):
+        return TEXT
+    if isinstance(chunk, (dict, list)):
+        return NDJSON
+    return OCTETS if isinstance(chunk, (bytes, bytearray, memoryview)) else TEXT
+
+
+def dump_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON; NaN and infinities become null so the output is always valid JSON."""
+    try:
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default
+        ).encode()
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        return json.dumps(
+            _finite(value),
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+            default=_json_default,
+        ).encode()
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by None, through dicts, lists and sets."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return _finite(_json_default(value))
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for common non-JSON types; anything else is a TypeError naming the type."""
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, decimal.Decimal, PurePath)):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"a {type(value).__name__} is not JSON serialisable")
+
+
+def collect(stream: Iterator[Any]) -> Reply:
+    """A whole reply from a generator's chunks (for doors that cannot stream)."""
+    chunks = [chunk for chunk in stream if chunk is not None]
+    return _joined(chunks)
+
+
+async def collect_async(stream: AsyncIterator[Any]) -> Reply:
+    """A whole reply from an async generator's chunks."""
+    chunks = [chunk async for chunk in stream if chunk is not None]
+    return _joined(chunks)
+
+
+def _joined(chunks: list[Any]) -> Reply:
+    content_type = chunk_content_type(chunks[0]) if chunks else None
+    return Reply(200, b"".join(encode_chunk(c) for c in chunks), content_type)
