@@ -1,0 +1,76 @@
+"""The `fn-wrapper` command line: one console script, a subcommand per door (DESIGN §10)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from wrapper import __version__
+from wrapper.cli.options import COMMON_OPTIONS, resolve
+from wrapper.errors import ExitCode, WrapperError
+
+COMMANDS = {
+    "invoke": "run one event through the function without a server and print the response",
+}
+"""Subcommand name → summary; each lives in `wrapper.cli.<name>` with OPTIONS and run()."""
+
+EPILOG = """\
+Every flag has an environment twin FN_WRAPPER_<FLAG> (e.g. --code-src: FN_WRAPPER_CODE_SRC);
+flags win over the twins, the twins over the --spec document, the document over defaults.
+Exit codes: 0 completed, 1 handler failed, 2 bad spec or argument, 3 source could not be
+materialised or imported, 4 init failed, 5 internal error (a bug: please report it).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand, with env twins and defaults in each flag's help."""
+    parser = argparse.ArgumentParser(
+        prog="fn-wrapper",
+        description="Run a Python function behind HTTP, the Nuclio processor, or as a job.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fn-wrapper {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, summary in COMMANDS.items():
+        module = importlib.import_module(f"wrapper.cli.{name}")
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for option in (*module.OPTIONS, *COMMON_OPTIONS):
+            option.add_to(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one subcommand; errors print one clear message and map to the exit-code table."""
+    args = build_parser().parse_args(argv)
+    command = importlib.import_module(f"wrapper.cli.{args.command}")
+    prog = f"fn-wrapper {args.command}"
+    try:
+        settings = resolve(args, (*command.OPTIONS, *COMMON_OPTIONS), os.environ)
+        from wrapper.logs import configure_logging
+
+        configure_logging(settings.log_level, settings.log_format)
+        return int(command.run(settings))
+    except WrapperError as exc:
+        print(f"{prog}: error: {exc.message}", file=sys.stderr)
+        if exc.details:
+            print(exc.details, file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(f"{prog}: internal error (a bug in fn-wrapper: please report it)", file=sys.stderr)
+        return int(ExitCode.INTERNAL_ERROR)

@@ -1,0 +1,93 @@
+"""`fn-wrapper invoke`: one event through the core, no server; the body goes to stdout."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings
+from wrapper.errors import ExitCode, SpecError
+
+OPTIONS = (
+    *SOURCE_OPTIONS,
+    Option("--body", "request body; @FILE reads a file, @- standard input", metavar="DATA"),
+    Option("--method", "HTTP method (default: POST with a body, else GET)"),
+    Option("--header", "request header 'Name: value' (repeat the flag for more)", repeat=True),
+    Option("--path", "request path, with an optional ?query", default="/"),
+    Option("--verbose", "print the status line and headers to stderr", switch=True),
+)
+
+
+def run(settings: Settings) -> int:
+    """Load the function, run init, send one event, print the body; exit 1 on a 5xx status."""
+    from wrapper.config import build_document
+    from wrapper.events import make_event
+    from wrapper.prepare import prepare_function
+
+    document = build_document(settings)
+    if document.run.inputs:
+        raise SpecError("run.inputs: entity inputs are resolved by the job door (fn-wrapper job)")
+    function = prepare_function(
+        document,
+        trigger_kind="http",
+        cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
+        debug=bool(settings.debug),
+    )
+    body = _body(settings.body)
+    path, _, query = settings.path.partition("?")
+    event = make_event(
+        body,
+        method=(settings.method or ("POST" if body else "GET")).upper(),
+        path=path or "/",
+        headers=[_header(h) for h in settings.header or []],
+        query=query,
+    )
+    reply = _respond(function, event)
+    if settings.verbose:
+        print(f"< {reply.status}", file=sys.stderr)
+        if reply.content_type:
+            print(f"< Content-Type: {reply.content_type}", file=sys.stderr)
+        for name, value in reply.headers.items():
+            print(f"< {name}: {value}", file=sys.stderr)
+    out = sys.stdout.buffer
+    out.write(reply.body)
+    if sys.stdout.isatty() and reply.body and not reply.body.endswith(b"\n"):
+        out.write(b"\n")
+    out.flush()
+    return int(ExitCode.COMPLETED if reply.status < 500 else ExitCode.HANDLER_FAILED)
+
+
+def _respond(function: Any, event: Any) -> Any:
+    """Init and call the function once, in one event loop when anything is async."""
+    if not function.needs_loop:
+        function.start()
+        return function.respond_whole(event)
+
+    async def once() -> Any:
+        await function.astart()
+        return await function.arespond_whole(event)
+
+    import asyncio
+
+    return asyncio.run(once())
+
+
+def _body(text: Any) -> bytes:
+    if text is None:
+        return b""
+    if text == "@-":
+        return sys.stdin.buffer.read()
+    if text.startswith("@"):
+        try:
+            return Path(text[1:]).read_bytes()
+        except OSError as exc:
+            raise SpecError(f"--body: cannot read {text[1:]}: {exc.strerror or exc}") from None
+    return str(text).encode()
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise SpecError(f"--header: {text!r} is not 'Name: value'")
+    return name.strip(), value.strip()

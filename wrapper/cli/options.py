@@ -1,0 +1,216 @@
+"""Command-line options, each with an environment twin `FN_WRAPPER_<FLAG>` (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from wrapper.errors import SpecError
+
+ENV_PREFIX = "FN_WRAPPER_"
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A JSON object given as text."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _json_array(text: str) -> list[Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"expected a JSON array, not valid JSON ({exc})") from None
+    if not isinstance(value, list):
+        raise ValueError(f"expected a JSON array, got {type(value).__name__}")
+    return value
+
+
+def boolean(text: str) -> bool:
+    """`1/true/yes/on` or `0/false/no/off`, any case."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flag and its environment twin."""
+
+    flag: str
+    help: str
+    parse: Callable[[str], Any] = str
+    default: Any = None
+    repeat: bool = False
+    switch: bool = False
+    choices: Optional[Sequence[str]] = None
+    metavar: Optional[str] = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        """Register the flag; its default stays None so a given flag can be told apart."""
+        twin = f"env {self.env}" + (" (a JSON array)" if self.repeat else "")
+        shown = f"; default: {self.default}" if self.default not in (None, False) else ""
+        text = f"{self.help} [{twin}{shown}]".replace("%", "%%")
+        if self.switch:
+            parser.add_argument(
+                self.flag, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+            return
+        parser.add_argument(
+            self.flag,
+            type=_argparse_type(self.parse),
+            action="append" if self.repeat else "store",
+            default=None,
+            choices=self.choices,
+            metavar=self.metavar,
+            help=text,
+        )
+
+    def from_env(self, text: str) -> Any:
+        """Parse the environment twin's text; a bad value is a SpecError naming the variable."""
+        try:
+            if self.switch:
+                return boolean(text)
+            if self.repeat:
+                items = _json_array(text)
+                return [self.parse(str(item)) for item in items]
+            value = self.parse(text)
+        except ValueError as exc:
+            raise SpecError(f"{self.env}: {exc}") from None
+        if self.choices and value not in self.choices:
+            raise SpecError(f"{self.env}: {value!r} is not one of {', '.join(self.choices)}")
+        return value
+
+
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    if parse is str:
+        return str
+
+    def converted(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    converted.__name__ = parse.__name__
+    return converted
+
+
+@dataclass
+class Settings:
+    """Resolved option values and which layer gave each: "flag", "env" or "default"."""
+
+    values: dict[str, Any]
+    layers: dict[str, str]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def resolve(
+    args: argparse.Namespace, options: Sequence[Option], environ: Mapping[str, str]
+) -> Settings:
+    """Each option's value by precedence: flag, then environment twin, then default.
+
+    An empty twin counts as unset. A JSON-object option merges its flag over its twin.
+    """
+    values: dict[str, Any] = {}
+    layers: dict[str, str] = {}
+    for option in options:
+        given = getattr(args, option.dest, None)
+        merges = option.parse is json_object
+        wanted = environ.get(option.env) and (given is None or merges)
+        twin = option.from_env(environ[option.env]) if wanted else None
+        if given is not None and twin is not None:
+            given = {**twin, **given}
+        if given is not None:
+            values[option.dest], layers[option.dest] = given, "flag"
+        elif twin is not None:
+            values[option.dest], layers[option.dest] = twin, "env"
+        else:
+            values[option.dest], layers[option.dest] = option.default, "default"
+    return Settings(values, layers)
+
+
+COMMON_OPTIONS = (
+    Option(
+        "--log-level", "log level", default="info", choices=("debug", "info", "warning", "error")
+    ),
+    Option(
+        "--log-format",
+        "log format: json lines, readable text, or auto (text on a terminal, else json)",
+        default="auto",
+        choices=("auto", "json", "text"),
+    ),
+    Option("--debug", "put exception details in error responses (local work only)", switch=True),
+)
+
+SOURCE_OPTIONS = (
+    Option(
+        "--spec",
+        "run spec document: inline JSON ({...}), - for stdin, or a JSON / YAML file",
+        metavar="SPEC",
+    ),
+    Option("--code", "function source as plain text (replaces the spec's source)", metavar="TEXT"),
+    Option(
+        "--base64",
+        "function source or a zip / tar archive, base64-encoded (replaces the spec's source)",
+        metavar="B64",
+    ),
+    Option(
+        "--code-src",
+        "URI or path of the code: file.py, folder, archive, file://... (replaces the spec source)",
+        metavar="URI",
+    ),
+    Option(
+        "--handler",
+        "handler: func, module:func, path/file.py:func or module:Class.method (default: handler)",
+    ),
+    Option("--init-function", "function called once per worker with (context, **init_parameters)"),
+    Option(
+        "--init-parameters",
+        "init parameters, a JSON object merged over the spec's",
+        parse=json_object,
+        metavar="JSON",
+    ),
+    Option(
+        "--parameters",
+        "handler parameters, a JSON object merged over the spec's",
+        parse=json_object,
+        metavar="JSON",
+    ),
+    Option("--name", "function name (default: the source file's name)"),
+    Option(
+        "--python-version",
+        "PYTHON3_9 ... PYTHON3_13 (default: the running interpreter's)",
+        metavar="VERSION",
+    ),
+    Option("--requirements", "a pip requirement (repeat the flag for more)", repeat=True),
+    Option(
+        "--cache-dir",
+        "where materialised code is cached (default: $XDG_CACHE_HOME/fn-wrapper)",
+        metavar="DIR",
+    ),
+)

@@ -1,0 +1,82 @@
+"""Assemble the run document from a spec, environment twins and flags (DESIGN §10).
+
+Per field: flags > environment twins > spec document > defaults. A source flag
+(`--code`, `--base64`, `--code-src`) replaces the document's whole source; the dict
+flags (`--parameters`, `--init-parameters`, `--inputs`) merge key by key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from wrapper.cli.options import Settings
+from wrapper.errors import SpecError
+from wrapper.sources import uri_scheme
+
+CODE_FIELDS = ("code", "base64", "code_src")
+SOURCE_SETTINGS = ("handler", "init_function")
+FUNCTION_SETTINGS = ("name", "python_version", "requirements")
+MERGED_SETTINGS = ("parameters", "init_parameters", "inputs")
+
+
+def build_document(settings: Settings) -> Any:
+    """The validated `RunDocument` for these settings (a SpecError lists every bad field)."""
+    from wrapper.spec.document import read_document, validate_document
+
+    if settings.values.get("spec"):
+        data, base = read_document(settings.spec)
+    else:
+        data, base = {}, None
+    return validate_document(overlay(data, base, settings))
+
+
+def overlay(data: dict[str, Any], base: Optional[Path], settings: Settings) -> dict[str, Any]:
+    """The document `data` with the settings given by env or flag laid over it."""
+    from wrapper.spec.models import PythonVersion, nest_source
+
+    if not all(isinstance(data.get(k, {}), dict) for k in ("function", "run")):
+        return data  # validation names the malformed part
+    given = {k: v for k, v in settings.values.items() if settings.layers.get(k) in ("flag", "env")}
+    try:
+        function = nest_source(data.get("function", {}))
+    except ValueError as exc:
+        raise SpecError(f"invalid run spec:\n  function: {exc}") from None
+    if not isinstance(function["source"], dict):
+        return data
+    run = dict(data.get("run", {}))
+    source = _local_paths_from(function.pop("source"), base)
+    code_layers = [settings.layers[k] for k in CODE_FIELDS if k in given]
+    if code_layers:
+        top = "flag" if "flag" in code_layers else "env"
+        source = {k: given[k] for k in CODE_FIELDS if k in given and settings.layers[k] == top}
+    source.update({k: given[k] for k in SOURCE_SETTINGS if k in given})
+    function["source"] = source
+    function.update({k: given[k] for k in FUNCTION_SETTINGS if k in given})
+    if "function" not in data:
+        function.setdefault("name", _default_name(source))
+        running = PythonVersion.running()
+        if running:
+            function.setdefault("python_version", running.value)
+    for key in MERGED_SETTINGS:
+        if key in given:
+            earlier = run.get(key)
+            run[key] = {**(earlier if isinstance(earlier, dict) else {}), **given[key]}
+    return {**data, "function": function, "run": run}
+
+
+def _local_paths_from(source: dict[str, Any], base: Optional[Path]) -> dict[str, Any]:
+    """The document's source, with a relative local `code_src` made to start at the spec file."""
+    source = dict(source)
+    code_src = source.get("code_src")
+    inline = source.get("code") is not None or source.get("base64") is not None
+    if base and isinstance(code_src, str) and not inline and not uri_scheme(code_src):
+        source["code_src"] = str(base / code_src)
+    return source
+
+
+def _default_name(source: dict[str, Any]) -> str:
+    code_src = source.get("code_src")
+    if isinstance(code_src, str) and code_src.strip("/"):
+        return Path(code_src.rstrip("/")).stem or "function"
+    return "function"
