@@ -55,12 +55,8 @@ class Function:
 
     def start(self) -> None:
         """Run the init function once (an `async def` one in a fresh event loop)."""
-        if self._started or self._init is None:
-            self._started = True
-            return
-        self._started = True
         try:
-            result = self._init()
+            result = self._init_once()
             if inspect.isawaitable(result):
                 asyncio.run(_awaited(result))
         except Exception as exc:
@@ -68,16 +64,20 @@ class Function:
 
     async def astart(self) -> None:
         """Run the init function once, inside the running event loop."""
-        if self._started or self._init is None:
-            self._started = True
-            return
-        self._started = True
         try:
-            result = self._init()
+            result = self._init_once()
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
             raise _init_failed(exc) from None
+
+    def _init_once(self) -> Any:
+        """Call init unless it ran already; what it returned (an awaitable for async init)."""
+        if self._started or self._init is None:
+            self._started = True
+            return None
+        self._started = True
+        return self._init()
 
     def call(self, event: Any) -> Any:
         """Call the handler and return what it returned; exceptions propagate."""

@@ -93,16 +93,17 @@ def load_code(tree: SourceTree, handler: str, init_function: Optional[str] = Non
     module = _import(tree, ref)
     loaded = LoadedCode(handler=lambda: None, handler_name=ref.text, module=module)
     loaded.handler = _resolve(module, ref.attr, loaded, "handler")
-    if init_function and ":" in init_function:
-        init_ref = HandlerRef.parse(init_function, "init_function")
-        loaded.init = _resolve(_import(tree, init_ref), init_ref.attr, loaded, "init_function")
-        loaded.init_name = init_function
-    elif init_function:
-        if not _ATTR.match(init_function):
+    if init_function:
+        if ":" in init_function:  # a full reference, possibly to another module
+            init_ref = HandlerRef.parse(init_function, "init_function")
+            init_module, attr = _import(tree, init_ref), init_ref.attr
+        elif _ATTR.match(init_function):  # `init` or `Class.method` in the handler's module
+            init_module, attr = module, init_function
+        else:
             raise SpecError(
                 f"init_function: {init_function!r} is not a valid reference; {_GRAMMAR}"
             )
-        loaded.init = _resolve(module, init_function, loaded, "init_function")
+        loaded.init = _resolve(init_module, attr, loaded, "init_function")
         loaded.init_name = init_function
     elif callable(getattr(module, "init_context", None)):
         loaded.init = module.init_context
@@ -126,10 +127,9 @@ def load_module_handler(handler: str) -> LoadedCode:
 def _import(tree: SourceTree, ref: HandlerRef) -> ModuleType:
     root = tree.root.resolve()
     _add_import_root(root)
-    file = ref.file or (None if ref.module else _default_module_file(tree))
     if ref.module:
         return _import_module(ref.module, root)
-    assert file is not None
+    file = ref.file or _default_module_file(tree)
     path = (root / file).resolve()
     if not path.is_relative_to(root):
         raise SpecError(f"handler: {file!r} points outside the source")

@@ -15,22 +15,17 @@ ENV_PREFIX = "FN_WRAPPER_"
 
 def json_object(text: str) -> dict[str, Any]:
     """A JSON object given as text."""
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    value: dict[str, Any] = _json(text, dict, "object")
     return value
 
 
-def _json_array(text: str) -> list[Any]:
+def _json(text: str, kind: type, name: str) -> Any:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"expected a JSON array, not valid JSON ({exc})") from None
-    if not isinstance(value, list):
-        raise ValueError(f"expected a JSON array, got {type(value).__name__}")
+        raise ValueError(f"not valid JSON, expected a JSON {name} ({exc})") from None
+    if not isinstance(value, kind):
+        raise ValueError(f"expected a JSON {name}, got {type(value).__name__}")
     return value
 
 
@@ -91,7 +86,7 @@ class Option:
             if self.switch:
                 return boolean(text)
             if self.repeat:
-                items = _json_array(text)
+                items = _json(text, list, "array")
                 return [self.parse(str(item)) for item in items]
             value = self.parse(text)
         except ValueError as exc:
