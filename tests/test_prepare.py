@@ -9,6 +9,7 @@ import pytest
 
 from wrapper.events import make_event
 from wrapper.prepare import prepare_function
+from wrapper.sources.settings import SourceSettings
 from wrapper.spec.document import validate_document
 
 
@@ -32,7 +33,9 @@ def document(python_version: str, **run: object) -> object:
 def test_document_to_started_function(tmp_path) -> None:
     running = "PYTHON{}_{}".format(*sys.version_info[:2])
     spec = document(running, parameters={"punctuation": "!"}, init_parameters={"greeting": "hi"})
-    function = prepare_function(spec, trigger_kind="http", cache_dir=tmp_path)
+    function = prepare_function(
+        spec, trigger_kind="http", source_settings=SourceSettings(cache_dir=tmp_path)
+    )
     function.start()
     reply = function.respond(make_event(b""))
     assert (reply.status, reply.body) == (200, b"hi!")
@@ -45,7 +48,7 @@ def test_a_different_python_version_is_a_warning_not_an_error(
     other = "PYTHON3_9" if sys.version_info[:2] != (3, 9) else "PYTHON3_13"
     spec = document(other, parameters={"punctuation": "."}, init_parameters={"greeting": "yo"})
     caplog.set_level(logging.WARNING, logger="wrapper.prepare")
-    prepare_function(spec, trigger_kind="http", cache_dir=tmp_path)
+    prepare_function(spec, trigger_kind="http", source_settings=SourceSettings(cache_dir=tmp_path))
     running = "{}.{}".format(*sys.version_info[:2])
     wanted = other.removeprefix("PYTHON").replace("_", ".")
     assert [r.getMessage() for r in caplog.records] == [

@@ -7,12 +7,13 @@ flags (`--parameters`, `--init-parameters`, `--inputs`) merge key by key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
 from wrapper.cli.options import Settings
 from wrapper.errors import SpecError
-from wrapper.sources import uri_scheme
+from wrapper.sources.uri import uri_scheme
 
 CODE_FIELDS = ("code", "base64", "code_src")
 SOURCE_SETTINGS = ("handler", "init_function")
@@ -80,3 +81,26 @@ def _default_name(source: dict[str, Any]) -> str:
     if isinstance(code_src, str) and code_src.strip("/"):
         return Path(code_src.rstrip("/")).stem or "function"
     return "function"
+
+
+def source_settings(settings: Settings, environ: Mapping[str, str]) -> Any:
+    """The `SourceSettings` (cache, limits, scoped git credentials) these settings ask for."""
+    from wrapper.sources.archive import ArchiveLimits
+    from wrapper.sources.settings import FetchLimits, SourceSettings, git_credentials_from
+
+    return SourceSettings(
+        cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
+        limits=FetchLimits(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            total_timeout=settings.download_timeout,
+            max_download_bytes=settings.max_download_size,
+            max_redirects=settings.max_redirects,
+        ),
+        archive_limits=ArchiveLimits(
+            max_members=settings.max_archive_members,
+            max_unpacked_bytes=settings.max_unpacked_size,
+        ),
+        git_credentials=git_credentials_from(environ, settings.git_credential_hosts or ""),
+        allow_git_http=bool(settings.allow_git_http),
+    )

@@ -6,6 +6,7 @@ import contextvars
 import datetime
 import json
 import logging
+import os
 import sys
 from typing import Any, Optional, TextIO
 
@@ -14,8 +15,8 @@ REQUEST_ID: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
 )
 """The id of the event being handled, added to every log line written while handling it."""
 
-LEVELS = ("debug", "info", "warning", "error", "critical")
-FORMATS = ("auto", "json", "text")
+SECRET_VARIABLES = ("GIT_TOKEN", "GIT_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+"""Environment variables whose values never appear in a log line (replaced by `***`)."""
 
 
 class JSONFormatter(logging.Formatter):
@@ -63,15 +64,35 @@ def _iso(created: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's lines with every known secret value replaced by `***`."""
+
+    def __init__(self, inner: logging.Formatter, secrets: list[str]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.secrets = sorted(secrets, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self.inner.format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
 def configure_logging(
     level: str = "info", log_format: str = "auto", stream: Optional[TextIO] = None
 ) -> None:
-    """Send the runtime's and the user's log records to `stream` (stderr) in one format."""
+    """Send the runtime's and the user's log records to `stream` (stderr) in one format,
+    with the values of SECRET_VARIABLES masked in every line."""
     stream = stream or sys.stderr
     if log_format == "auto":
         log_format = "text" if stream.isatty() else "json"
+    formatter: logging.Formatter = JSONFormatter() if log_format == "json" else TextFormatter()
+    secrets = [os.environ[name] for name in SECRET_VARIABLES if len(os.environ.get(name, "")) >= 4]
+    if secrets:
+        formatter = RedactingFormatter(formatter, secrets)
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JSONFormatter() if log_format == "json" else TextFormatter())
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from wrapper.context import make_context
 from wrapper.invocation import Function
 from wrapper.loader import load_code
 from wrapper.sources import materialise_source
+
+if TYPE_CHECKING:
+    from wrapper.sources.settings import SourceSettings
 
 log = logging.getLogger("wrapper.prepare")
 
@@ -20,7 +22,7 @@ def prepare_function(
     document: Any,
     *,
     trigger_kind: str,
-    cache_dir: Optional[Path] = None,
+    source_settings: Optional[SourceSettings] = None,
     inputs: Optional[Mapping[str, Any]] = None,
     reserved: Optional[Mapping[str, Any]] = None,
     debug: bool = False,
@@ -35,7 +37,7 @@ def prepare_function(
             wanted.version,
             *sys.version_info[:2],
         )
-    tree = materialise_source(function.source, cache_dir)
+    tree = materialise_source(function.source, source_settings)
     code = load_code(tree, function.source.handler, function.source.init_function)
     return Function(
         code,

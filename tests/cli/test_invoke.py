@@ -484,7 +484,7 @@ def test_unknown_flag_exits_2(run_cli: Any) -> None:
     [
         pytest.param(
             {"main.py": GOOD}, ["--code-src", "{root}/absent.py"],
-            "code_src '{root}/absent.py': No such file or directory", id="missing-file",
+            "code_src '{root}/absent.py': no such file or folder", id="missing-file",
         ),
         pytest.param(
             {"broken.py": "def handler(event)\n    return 1\n"}, ["--code-src", "{root}/broken.py"],

@@ -17,6 +17,7 @@ import pytest
 from wrapper.errors import SourceError
 from wrapper.sources import SourceTree, materialise_source
 from wrapper.sources.inline import inline_file_name
+from wrapper.sources.settings import SourceSettings
 
 CODE = "def handler(context, event):\n    return 'hi'\n"
 
@@ -71,7 +72,7 @@ def leftovers(cache: Path) -> list[str]:
 
 def test_code_is_written_as_main_py(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    tree = materialise_source(spec(code=CODE), cache_dir=cache)
+    tree = materialise_source(spec(code=CODE), settings=SourceSettings(cache_dir=cache))
     assert isinstance(tree, SourceTree)
     assert tree.single_file == "main.py"
     assert files_under(tree.root) == {"main.py": CODE}
@@ -80,12 +81,14 @@ def test_code_is_written_as_main_py(tmp_path: Path) -> None:
 
 def test_code_keeps_non_ascii_text(tmp_path: Path) -> None:
     code = "GREETING = 'héllo ✓'\n"
-    tree = materialise_source(spec(code=code), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        spec(code=code), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert (tree.root / "main.py").read_bytes() == code.encode("utf-8")
 
 
 def test_empty_code_is_still_code(tmp_path: Path) -> None:
-    tree = materialise_source(spec(code=""), cache_dir=tmp_path / "cache")
+    tree = materialise_source(spec(code=""), settings=SourceSettings(cache_dir=tmp_path / "cache"))
     assert tree.single_file == "main.py"
     assert (tree.root / "main.py").read_text() == ""
 
@@ -116,7 +119,9 @@ def test_inline_file_name(code_src: Optional[str], name: str) -> None:
 
 def test_code_under_the_relative_path_code_src_names(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    tree = materialise_source(spec(code=CODE, code_src="src/func.py"), cache_dir=cache)
+    tree = materialise_source(
+        spec(code=CODE, code_src="src/func.py"), settings=SourceSettings(cache_dir=cache)
+    )
     assert files_under(tree.root) == {"src/func.py": CODE}
     assert tree.single_file == "src/func.py"
 
@@ -128,7 +133,9 @@ def test_uri_absolute_or_dotdot_code_src_only_gives_its_basename(
     tmp_path: Path, code_src: str
 ) -> None:
     cache = tmp_path / "cache"
-    tree = materialise_source(spec(code=CODE, code_src=code_src), cache_dir=cache)
+    tree = materialise_source(
+        spec(code=CODE, code_src=code_src), settings=SourceSettings(cache_dir=cache)
+    )
     assert files_under(tree.root) == {"func.py": CODE}
     assert tree.single_file == "func.py"
     # nothing was written outside the cache
@@ -138,11 +145,15 @@ def test_uri_absolute_or_dotdot_code_src_only_gives_its_basename(
 
 def test_same_code_reuses_the_folder_different_code_does_not(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    first = materialise_source(spec(code=CODE), cache_dir=cache)
+    first = materialise_source(spec(code=CODE), settings=SourceSettings(cache_dir=cache))
     stamp = (first.root / "main.py").stat().st_mtime_ns
-    again = materialise_source(spec(code=CODE), cache_dir=cache)
-    other = materialise_source(spec(code=CODE + "# changed\n"), cache_dir=cache)
-    renamed = materialise_source(spec(code=CODE, code_src="other.py"), cache_dir=cache)
+    again = materialise_source(spec(code=CODE), settings=SourceSettings(cache_dir=cache))
+    other = materialise_source(
+        spec(code=CODE + "# changed\n"), settings=SourceSettings(cache_dir=cache)
+    )
+    renamed = materialise_source(
+        spec(code=CODE, code_src="other.py"), settings=SourceSettings(cache_dir=cache)
+    )
     assert again.root == first.root
     assert (again.root / "main.py").stat().st_mtime_ns == stamp
     assert other.root != first.root
@@ -153,7 +164,8 @@ def test_same_code_reuses_the_folder_different_code_does_not(tmp_path: Path) -> 
 def test_code_wins_over_code_src(tmp_path: Path) -> None:
     """Inline code with a code_src (the original path) does not read code_src."""
     tree = materialise_source(
-        spec(code=CODE, code_src=str(tmp_path / "missing" / "func.py")), cache_dir=tmp_path / "c"
+        spec(code=CODE, code_src=str(tmp_path / "missing" / "func.py")),
+        settings=SourceSettings(cache_dir=tmp_path / "c"),
     )
     assert files_under(tree.root) == {"func.py": CODE}
 
@@ -162,7 +174,9 @@ def test_code_wins_over_code_src(tmp_path: Path) -> None:
 
 
 def test_base64_of_python_text(tmp_path: Path) -> None:
-    tree = materialise_source(spec(b64=b64(CODE.encode())), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        spec(b64=b64(CODE.encode())), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert tree.single_file == "main.py"
     assert files_under(tree.root) == {"main.py": CODE}
 
@@ -171,14 +185,17 @@ def test_base64_with_line_breaks_is_accepted(tmp_path: Path) -> None:
     long_code = CODE + "# " + "x" * 300 + "\n"
     wrapped = base64.encodebytes(long_code.encode()).decode("ascii")  # 76-column lines
     assert "\n" in wrapped.strip()
-    tree = materialise_source(spec(b64=wrapped), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        spec(b64=wrapped), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert (tree.root / "main.py").read_text() == long_code
 
 
 def test_base64_text_under_code_src_path(tmp_path: Path) -> None:
     """DigitalHub sends base64 together with the original path."""
     tree = materialise_source(
-        spec(b64=b64(CODE.encode()), code_src="src/func.py"), cache_dir=tmp_path / "cache"
+        spec(b64=b64(CODE.encode()), code_src="src/func.py"),
+        settings=SourceSettings(cache_dir=tmp_path / "cache"),
     )
     assert files_under(tree.root) == {"src/func.py": CODE}
     assert tree.single_file == "src/func.py"
@@ -186,8 +203,10 @@ def test_base64_text_under_code_src_path(tmp_path: Path) -> None:
 
 def test_code_and_base64_of_the_same_text_share_the_tree(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    from_code = materialise_source(spec(code=CODE), cache_dir=cache)
-    from_b64 = materialise_source(spec(b64=b64(CODE.encode())), cache_dir=cache)
+    from_code = materialise_source(spec(code=CODE), settings=SourceSettings(cache_dir=cache))
+    from_b64 = materialise_source(
+        spec(b64=b64(CODE.encode())), settings=SourceSettings(cache_dir=cache)
+    )
     assert from_code.root == from_b64.root
 
 
@@ -209,7 +228,7 @@ ARCHIVE_FILES = {"main.py": CODE, "helpers/__init__.py": "", "helpers/util.py": 
 def test_base64_of_an_archive_is_unpacked(tmp_path: Path, make: object) -> None:
     data = make(ARCHIVE_FILES)  # type: ignore[operator]
     cache = tmp_path / "cache"
-    tree = materialise_source(spec(b64=b64(data)), cache_dir=cache)
+    tree = materialise_source(spec(b64=b64(data)), settings=SourceSettings(cache_dir=cache))
     assert files_under(tree.root) == ARCHIVE_FILES
     assert tree.single_file == "main.py"  # the only top-level module
     assert tree.root.resolve().is_relative_to(cache.resolve())
@@ -219,7 +238,8 @@ def test_base64_of_an_archive_is_unpacked(tmp_path: Path, make: object) -> None:
 def test_base64_archive_ignores_code_src_name(tmp_path: Path) -> None:
     data = zip_bytes({"a.py": "A = 1\n", "b.py": "B = 2\n"})
     tree = materialise_source(
-        spec(b64=b64(data), code_src="zip+s3://bucket/func.zip"), cache_dir=tmp_path / "cache"
+        spec(b64=b64(data), code_src="zip+s3://bucket/func.zip"),
+        settings=SourceSettings(cache_dir=tmp_path / "cache"),
     )
     assert files_under(tree.root) == {"a.py": "A = 1\n", "b.py": "B = 2\n"}
     assert tree.single_file is None  # two modules: no single file
@@ -227,7 +247,9 @@ def test_base64_archive_ignores_code_src_name(tmp_path: Path) -> None:
 
 def test_base64_archive_with_one_top_folder_is_rooted_inside_it(tmp_path: Path) -> None:
     data = zip_bytes({"func/handler.py": CODE, "func/lib.py": "L = 1\n"})
-    tree = materialise_source(spec(b64=b64(data)), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        spec(b64=b64(data)), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert tree.root.name == "func"
     assert files_under(tree.root) == {"handler.py": CODE, "lib.py": "L = 1\n"}
     assert tree.single_file is None
@@ -236,9 +258,9 @@ def test_base64_archive_with_one_top_folder_is_rooted_inside_it(tmp_path: Path) 
 def test_same_archive_twice_reuses_the_tree(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     data = b64(zip_bytes(ARCHIVE_FILES))
-    first = materialise_source(spec(b64=data), cache_dir=cache)
+    first = materialise_source(spec(b64=data), settings=SourceSettings(cache_dir=cache))
     stamp = (first.root / "main.py").stat().st_mtime_ns
-    second = materialise_source(spec(b64=data), cache_dir=cache)
+    second = materialise_source(spec(b64=data), settings=SourceSettings(cache_dir=cache))
     assert second.root == first.root
     assert (second.root / "main.py").stat().st_mtime_ns == stamp
 
@@ -250,7 +272,7 @@ def test_same_archive_twice_reuses_the_tree(tmp_path: Path) -> None:
 def test_invalid_base64_is_a_source_error_naming_the_field(tmp_path: Path, text: str) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(SourceError, match=r"function\.base64") as info:
-        materialise_source(spec(b64=text), cache_dir=cache)
+        materialise_source(spec(b64=text), settings=SourceSettings(cache_dir=cache))
     assert "not valid base64" in str(info.value)
     assert leftovers(cache) == []
 
@@ -263,7 +285,7 @@ def test_invalid_base64_is_a_source_error_naming_the_field(tmp_path: Path, text:
 def test_base64_of_binary_non_archive_is_a_source_error(tmp_path: Path, data: bytes) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(SourceError, match=r"function\.base64"):
-        materialise_source(spec(b64=b64(data)), cache_dir=cache)
+        materialise_source(spec(b64=b64(data)), settings=SourceSettings(cache_dir=cache))
     assert not (cache / "inline").exists() or list((cache / "inline").iterdir()) == []
 
 
@@ -275,7 +297,9 @@ def test_base64_of_gzip_that_is_not_a_tar_names_the_field(tmp_path: Path) -> Non
     """
     cache = tmp_path / "cache"
     with pytest.raises(SourceError) as info:
-        materialise_source(spec(b64=b64(gzip.compress(CODE.encode()))), cache_dir=cache)
+        materialise_source(
+            spec(b64=b64(gzip.compress(CODE.encode()))), settings=SourceSettings(cache_dir=cache)
+        )
     assert "function.base64" in str(info.value)
 
 
@@ -283,12 +307,14 @@ def test_base64_of_a_broken_archive_leaves_nothing_behind(tmp_path: Path) -> Non
     cache = tmp_path / "cache"
     data = zip_bytes(ARCHIVE_FILES)[:-30]  # truncated central directory
     with pytest.raises(SourceError):
-        materialise_source(spec(b64=b64(data)), cache_dir=cache)
+        materialise_source(spec(b64=b64(data)), settings=SourceSettings(cache_dir=cache))
     assert leftovers(cache) == []
     archives = cache / "archive"
     assert not archives.exists() or list(archives.iterdir()) == []
 
 
 def test_inline_tree_is_readable_by_others(tmp_path: Path) -> None:
-    tree = materialise_source(spec(code=CODE), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        spec(code=CODE), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert os.stat(tree.root).st_mode & 0o777 == 0o755

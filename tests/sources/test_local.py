@@ -15,8 +15,10 @@ from urllib.parse import quote
 import pytest
 
 from wrapper.errors import SourceError
-from wrapper.sources import SourceTree, materialise_source, redact_uri, uri_scheme
+from wrapper.sources import SourceTree, materialise_source
 from wrapper.sources.layout import archive_tree
+from wrapper.sources.settings import SourceSettings
+from wrapper.sources.uri import redact_uri, uri_scheme
 
 CODE = "def handler(context, event):\n    return 'local'\n"
 
@@ -70,7 +72,7 @@ def file_uri(path: Path) -> str:
 def test_py_file_is_used_in_place(tmp_path: Path) -> None:
     code = write_files(tmp_path / "proj", {"func.py": CODE, "other.py": "O = 1\n"})
     cache = tmp_path / "cache"
-    tree = materialise_source(src(str(code / "func.py")), cache_dir=cache)
+    tree = materialise_source(src(str(code / "func.py")), settings=SourceSettings(cache_dir=cache))
     assert tree == SourceTree(code.resolve(), single_file="func.py")
     assert not cache.exists()  # nothing copied
 
@@ -78,7 +80,9 @@ def test_py_file_is_used_in_place(tmp_path: Path) -> None:
 def test_relative_py_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_files(tmp_path / "proj" / "src", {"func.py": CODE})
     monkeypatch.chdir(tmp_path / "proj")
-    tree = materialise_source(src("src/func.py"), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        src("src/func.py"), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert tree.root == (tmp_path / "proj" / "src").resolve()
     assert tree.root.is_absolute()
     assert tree.single_file == "func.py"
@@ -88,7 +92,7 @@ def test_relative_py_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_folder_is_used_in_place(tmp_path: Path, suffix: str) -> None:
     code = write_files(tmp_path / "proj", {"main.py": CODE, "pkg/__init__.py": ""})
     cache = tmp_path / "cache"
-    tree = materialise_source(src(str(code) + suffix), cache_dir=cache)
+    tree = materialise_source(src(str(code) + suffix), settings=SourceSettings(cache_dir=cache))
     assert tree.root == code.resolve()
     assert files_under(tree.root) == {"main.py": CODE, "pkg/__init__.py": ""}
     assert not cache.exists()
@@ -97,7 +101,7 @@ def test_folder_is_used_in_place(tmp_path: Path, suffix: str) -> None:
 def test_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_files(tmp_path / "proj" / "code", {"main.py": CODE})
     monkeypatch.chdir(tmp_path / "proj")
-    tree = materialise_source(src("code"), cache_dir=tmp_path / "cache")
+    tree = materialise_source(src("code"), settings=SourceSettings(cache_dir=tmp_path / "cache"))
     assert tree.root == (tmp_path / "proj" / "code").resolve()
 
 
@@ -106,13 +110,17 @@ def test_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_file_uri_to_a_py_file(tmp_path: Path) -> None:
     code = write_files(tmp_path / "proj", {"func.py": CODE})
-    tree = materialise_source(src(file_uri(code / "func.py")), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        src(file_uri(code / "func.py")), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert tree == SourceTree(code.resolve(), single_file="func.py")
 
 
 def test_file_uri_to_a_folder(tmp_path: Path) -> None:
     code = write_files(tmp_path / "proj", {"main.py": CODE})
-    tree = materialise_source(src(file_uri(code)), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        src(file_uri(code)), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert tree.root == code.resolve()
 
 
@@ -120,14 +128,14 @@ def test_file_uri_with_localhost_upper_case_scheme_and_escapes(tmp_path: Path) -
     code = write_files(tmp_path / "my code", {"func.py": CODE})
     uri = "FILE://localhost" + quote(str(code / "func.py"))
     assert "%20" in uri
-    tree = materialise_source(src(uri), cache_dir=tmp_path / "cache")
+    tree = materialise_source(src(uri), settings=SourceSettings(cache_dir=tmp_path / "cache"))
     assert tree == SourceTree(code.resolve(), single_file="func.py")
 
 
 @pytest.mark.parametrize("uri", ["file://otherhost/x.py", "file://10.0.0.1/srv/code/"])
 def test_file_uri_with_a_remote_host_is_refused(uri: str, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="host"):
-        materialise_source(src(uri), cache_dir=tmp_path / "cache")
+        materialise_source(src(uri), settings=SourceSettings(cache_dir=tmp_path / "cache"))
 
 
 # --- local archives -------------------------------------------------------------------------
@@ -149,7 +157,7 @@ def test_local_archive_is_unpacked_into_the_cache(
 ) -> None:
     archive = writer(tmp_path / name, FILES)  # type: ignore[operator]
     cache = tmp_path / "cache"
-    tree = materialise_source(src(str(archive)), cache_dir=cache)
+    tree = materialise_source(src(str(archive)), settings=SourceSettings(cache_dir=cache))
     assert tree.root.resolve().is_relative_to(cache.resolve())
     assert files_under(tree.root) == FILES
     assert tree.single_file == "main.py"
@@ -159,28 +167,32 @@ def test_local_archive_is_unpacked_into_the_cache(
 
 def test_local_archive_through_a_file_uri(tmp_path: Path) -> None:
     archive = write_zip(tmp_path / "func.zip", FILES)
-    tree = materialise_source(src(file_uri(archive)), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        src(file_uri(archive)), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert files_under(tree.root) == FILES
 
 
 def test_archive_is_detected_by_content_not_name(tmp_path: Path) -> None:
     archive = write_zip(tmp_path / "bundle.bin", FILES)
-    tree = materialise_source(src(str(archive)), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        src(str(archive)), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert files_under(tree.root) == FILES
 
 
 def test_same_archive_content_reuses_the_tree(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first_archive = write_zip(tmp_path / "a.zip", FILES)
-    first = materialise_source(src(str(first_archive)), cache_dir=cache)
+    first = materialise_source(src(str(first_archive)), settings=SourceSettings(cache_dir=cache))
     stamp = (first.root / "main.py").stat().st_mtime_ns
     copy = tmp_path / "copy.zip"
     copy.write_bytes(first_archive.read_bytes())
-    second = materialise_source(src(str(copy)), cache_dir=cache)
+    second = materialise_source(src(str(copy)), settings=SourceSettings(cache_dir=cache))
     assert second.root == first.root
     assert (second.root / "main.py").stat().st_mtime_ns == stamp
     changed = write_zip(tmp_path / "b.zip", {**FILES, "main.py": CODE + "# v2\n"})
-    third = materialise_source(src(str(changed)), cache_dir=cache)
+    third = materialise_source(src(str(changed)), settings=SourceSettings(cache_dir=cache))
     assert third.root != first.root
     assert (first.root / "main.py").read_text() == CODE
 
@@ -190,7 +202,7 @@ def test_broken_local_archive_is_a_source_error_and_leaves_nothing(tmp_path: Pat
     archive.write_bytes(write_zip(tmp_path / "ok.zip", FILES).read_bytes()[:-30])
     cache = tmp_path / "cache"
     with pytest.raises(SourceError):
-        materialise_source(src(str(archive)), cache_dir=cache)
+        materialise_source(src(str(archive)), settings=SourceSettings(cache_dir=cache))
     assert list(cache.rglob(".*")) == []
     assert not (cache / "archive").exists() or list((cache / "archive").iterdir()) == []
 
@@ -208,7 +220,7 @@ def test_local_non_py_non_archive_file_is_refused(
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(SourceError, match=r"not a \.py file") as info:
-        materialise_source(src(str(path)), cache_dir=tmp_path / "cache")
+        materialise_source(src(str(path)), settings=SourceSettings(cache_dir=tmp_path / "cache"))
     assert name in str(info.value)
 
 
@@ -217,25 +229,24 @@ def test_missing_path_is_refused(tmp_path: Path, form: str) -> None:
     missing = tmp_path / "nowhere" / "func.py"
     code_src = str(missing) if form == "plain" else file_uri(missing)
     with pytest.raises(SourceError) as info:
-        materialise_source(src(code_src), cache_dir=tmp_path / "cache")
+        materialise_source(src(code_src), settings=SourceSettings(cache_dir=tmp_path / "cache"))
     assert "nowhere" in str(info.value)
-    assert "No such file" in str(info.value)
+    assert "no such file or folder" in str(info.value)
 
 
 @pytest.mark.parametrize("code_src", [None, ""])
 def test_no_source_at_all_is_refused(tmp_path: Path, code_src: Optional[str]) -> None:
     with pytest.raises(SourceError, match="no code"):
-        materialise_source(src(code_src), cache_dir=tmp_path / "cache")
+        materialise_source(src(code_src), settings=SourceSettings(cache_dir=tmp_path / "cache"))
 
 
 @pytest.mark.parametrize(
     ("code_src", "scheme"),
     [
-        ("https://user:secret@host/x.py", "https"),
-        ("http://user:secret@host:8080/x.py", "http"),
-        ("s3://bucket/key.py", "s3"),
-        ("zip+https://token:secret@host/func.zip", "zip+https"),
-        ("git+https://oauth2:secret@gitlab.example/org/repo.git#main", "git+https"),
+        ("ftp://user:secret@host/x.py", "ftp"),
+        ("sftp://user:secret@host:8022/x.py", "sftp"),
+        ("foo+https://token:secret@host/func.zip", "foo+https"),
+        ("zip+git+https://oauth2:secret@gitlab.example/org/repo.git#main", "zip+git+https"),
         ("ftp://secret@host/x.py", "ftp"),
     ],
 )
@@ -243,7 +254,7 @@ def test_unsupported_schemes_are_refused_and_redacted(
     tmp_path: Path, code_src: str, scheme: str
 ) -> None:
     with pytest.raises(SourceError, match="unsupported scheme") as info:
-        materialise_source(src(code_src), cache_dir=tmp_path / "cache")
+        materialise_source(src(code_src), settings=SourceSettings(cache_dir=tmp_path / "cache"))
     message = str(info.value)
     assert "secret" not in message
     assert repr(scheme) in message
@@ -256,8 +267,11 @@ def test_redaction_with_an_at_sign_in_the_password(tmp_path: Path) -> None:
     Found: redact_uri stops at the first '@', so the part of the password after it leaks
     into the error message ("https://***@ss-tail@host/x.py").
     """
+    assert redact_uri("https://user:p@ss-tail@host/x.py") == "https://***@host/x.py"
     with pytest.raises(SourceError) as info:
-        materialise_source(src("https://user:p@ss-tail@host/x.py"), cache_dir=tmp_path / "c")
+        materialise_source(
+            src("ftp://user:p@ss-tail@host/x.py"), settings=SourceSettings(cache_dir=tmp_path / "c")
+        )
     assert "ss-tail" not in str(info.value)
 
 
@@ -341,7 +355,9 @@ def test_archive_with_one_top_folder_end_to_end(tmp_path: Path) -> None:
     archive = write_tar(
         tmp_path / "repo-main.tar.gz", {"repo-main/handler.py": CODE, "repo-main/README": "r"}
     )
-    tree = materialise_source(src(str(archive)), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        src(str(archive)), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert tree.root.name == "repo-main"
     assert tree.single_file == "handler.py"
     assert files_under(tree.root) == {"handler.py": CODE, "README": "r"}
@@ -349,6 +365,8 @@ def test_archive_with_one_top_folder_end_to_end(tmp_path: Path) -> None:
 
 def test_archive_with_a_top_package_end_to_end(tmp_path: Path) -> None:
     archive = write_zip(tmp_path / "pkg.zip", {"mypkg/__init__.py": "", "mypkg/api.py": CODE})
-    tree = materialise_source(src(str(archive)), cache_dir=tmp_path / "cache")
+    tree = materialise_source(
+        src(str(archive)), settings=SourceSettings(cache_dir=tmp_path / "cache")
+    )
     assert (tree.root / "mypkg" / "api.py").read_text() == CODE
     assert tree.single_file is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ OPTIONS = (
 
 def run(settings: Settings) -> int:
     """Load the function, run init, send one event, print the body; exit 1 on a 5xx status."""
-    from wrapper.config import build_document
+    from wrapper.config import build_document, source_settings
     from wrapper.events import make_event
     from wrapper.prepare import prepare_function
 
@@ -31,7 +32,7 @@ def run(settings: Settings) -> int:
     function = prepare_function(
         document,
         trigger_kind="http",
-        cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
+        source_settings=source_settings(settings, os.environ),
         debug=bool(settings.debug),
     )
     body = _body(settings.body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -27,6 +28,35 @@ def _json(text: str, kind: type, name: str) -> Any:
     if not isinstance(value, kind):
         raise ValueError(f"expected a JSON {name}, got {type(value).__name__}")
     return value
+
+
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def byte_size(text: str) -> int:
+    """A size in bytes: `1048576`, `512MiB`, `1G`, `64k` (suffix case and a final B ignored)."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*([kKmMgG][iI]?)?[bB]?\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size (e.g. 1048576, 64KiB, 512MiB, 1G)")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"{text!r} must be more than 0 seconds")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number, 0 or more."""
+    if not text.strip().isdigit():
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(text)
 
 
 def boolean(text: str) -> bool:
@@ -145,7 +175,10 @@ def resolve(
         elif twin is not None:
             values[option.dest], layers[option.dest] = twin, "env"
         else:
-            values[option.dest], layers[option.dest] = option.default, "default"
+            default = option.default
+            if isinstance(default, str) and option.parse is not str:
+                default = option.parse(default)  # defaults written for people, e.g. "256MiB"
+            values[option.dest], layers[option.dest] = default, "default"
     return Settings(values, layers)
 
 
@@ -207,5 +240,23 @@ SOURCE_OPTIONS = (
         "--cache-dir",
         "where materialised code is cached (default: $XDG_CACHE_HOME/fn-wrapper)",
         metavar="DIR",
+    ),
+    Option("--connect-timeout", "seconds to connect to a code server", seconds, default=10.0),
+    Option("--read-timeout", "seconds a code server may stay silent", seconds, default=30.0),
+    Option("--download-timeout", "seconds a whole code download may take", seconds, default=300.0),
+    Option("--max-download-size", "largest code download", byte_size, default="256MiB"),
+    Option(
+        "--max-unpacked-size", "most bytes an archive may unpack to", byte_size, default="512MiB"
+    ),
+    Option("--max-archive-members", "most members an archive may have", count, default=20000),
+    Option("--max-redirects", "most HTTP redirects followed", count, default=5),
+    Option(
+        "--git-credential-hosts",
+        "comma-separated host or host:port list that GIT_TOKEN / GIT_USERNAME / GIT_PASSWORD "
+        "may be sent to (unset: no host)",
+        metavar="HOSTS",
+    ),
+    Option(
+        "--allow-git-http", "allow git+http:// sources (plain HTTP, local servers)", switch=True
     ),
 )

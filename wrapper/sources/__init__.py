@@ -1,13 +1,15 @@
-"""Materialise a function's code (inline text, base64, local paths) into a folder to import from."""
+"""Materialise a function's code (inline, local, http(s), git, S3) into a folder to import from."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
 from wrapper.errors import SourceError
+
+if TYPE_CHECKING:
+    from wrapper.sources.settings import SourceSettings
 
 
 class SourceFields(Protocol):
@@ -26,31 +28,33 @@ class SourceTree:
     single_file: Optional[str] = None
 
 
-def materialise_source(source: SourceFields, cache_dir: Optional[Path] = None) -> SourceTree:
-    """Turn spec source fields into a folder of code (written atomically, cached by content)."""
+def materialise_source(
+    source: SourceFields, settings: Optional[SourceSettings] = None
+) -> SourceTree:
+    """Turn spec source fields into a folder of code (downloads bounded, cached by content)."""
+    from wrapper.sources.settings import SourceSettings
+    from wrapper.sources.uri import parse_source_uri
+
+    settings = settings or SourceSettings()
     if source.code is not None or source.base64 is not None:
         from wrapper.sources.inline import materialise_inline
 
-        return materialise_inline(source, cache_dir)
+        return materialise_inline(source, settings)
     if not source.code_src:
         raise SourceError("no code: give one of code, base64 or code_src")
-    scheme = uri_scheme(source.code_src)
-    if scheme in ("", "file"):
+    uri = parse_source_uri(source.code_src)
+    if uri.transport in ("", "file"):
         from wrapper.sources.local import materialise_local
 
-        return materialise_local(source.code_src, cache_dir)
-    raise SourceError(
-        f"code_src {redact_uri(source.code_src)!r}: unsupported scheme {scheme!r} "
-        "(supported: a local path or file:// URI)"
-    )
+        return materialise_local(uri, settings)
+    if uri.git:
+        from wrapper.sources.git import materialise_git
 
+        return materialise_git(uri, settings)
+    if uri.transport == "s3":
+        from wrapper.sources.s3 import materialise_s3
 
-def uri_scheme(uri: str) -> str:
-    """The lower-cased scheme of a URI (`zip+https`, `file`, ...), or "" for a plain path."""
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", uri)
-    return match.group(1).lower() if match else ""
+        return materialise_s3(uri, settings)
+    from wrapper.sources.http import materialise_http
 
-
-def redact_uri(uri: str) -> str:
-    """The URI with any user:password part hidden, fit for logs and error messages."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1***@", uri)
+    return materialise_http(uri, settings)

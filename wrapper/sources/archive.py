@@ -74,16 +74,16 @@ def _unpack(archive: BinaryIO, dest: Path, limits: ArchiveLimits) -> list[str]:
     kind = archive_kind(head)
     if kind is None:
         raise UnsafeArchiveError("not a zip or tar archive")
-    unpacker = _Unpacker(dest, limits)
+    unpacker = SafeTree(dest, limits)
     if kind == "zip":
         _unpack_zip(archive, unpacker)
     else:
         _unpack_tar(_Input(archive, head), kind, unpacker)
-    unpacker.check_links()
+    unpacker.finish()
     return sorted(unpacker.files)
 
 
-def _unpack_zip(archive: BinaryIO, unpacker: _Unpacker) -> None:
+def _unpack_zip(archive: BinaryIO, unpacker: SafeTree) -> None:
     if not archive.seekable():
         raise UnsafeArchiveError("a zip archive must be read from a seekable file")
     with zipfile.ZipFile(archive) as zf:
@@ -94,7 +94,7 @@ def _unpack_zip(archive: BinaryIO, unpacker: _Unpacker) -> None:
             if info.flag_bits & 0x1:
                 raise UnsafeArchiveError(f"archive member {name!r} is encrypted")
             if name.endswith("/") or stat.S_ISDIR(mode):
-                unpacker.claim(name, "dir")
+                unpacker.directory(name)
             elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFLNK):
                 raise _special(name)
             elif info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -113,7 +113,7 @@ def _unpack_zip(archive: BinaryIO, unpacker: _Unpacker) -> None:
                         unpacker.write(name, src, bool(mode & 0o111))
 
 
-def _unpack_tar(raw: _Input, kind: str, unpacker: _Unpacker) -> None:
+def _unpack_tar(raw: _Input, kind: str, unpacker: SafeTree) -> None:
     limits = unpacker.limits
     cap = limits.max_unpacked_bytes + (limits.max_members + 1) * _TAR_HEADER_ALLOWANCE
     stream = _Input(_decompressed(raw, kind), b"", cap)
@@ -122,7 +122,7 @@ def _unpack_tar(raw: _Input, kind: str, unpacker: _Unpacker) -> None:
             unpacker.count(1)
             name, executable = member.name, bool(member.mode & 0o111)
             if member.isdir():
-                unpacker.claim(name, "dir")
+                unpacker.directory(name)
             elif member.issym():
                 unpacker.symlink(name, member.linkname)
             elif member.islnk():
@@ -169,8 +169,9 @@ class _Input(io.BufferedIOBase):
         return data
 
 
-class _Unpacker:
-    """Writes checked members under dest, remembering what each path it made is."""
+class SafeTree:
+    """Writes checked members (files, folders, links) under dest, remembering what each path
+    it made is; archives and git checkouts both build their trees through it."""
 
     def __init__(self, dest: Path, limits: ArchiveLimits) -> None:
         self.dest, self.limits = dest, limits
@@ -187,7 +188,7 @@ class _Unpacker:
                 f"archive has more than max_members={self.limits.max_members} members"
             )
 
-    def claim(self, name: str, kind: str) -> _Parts:
+    def _claim(self, name: str, kind: str) -> _Parts:
         """Check a member's path against earlier ones and create its parent directories."""
         parts = _member_parts(name)
         if not parts:
@@ -212,6 +213,10 @@ class _Unpacker:
         self.explicit.add(parts)
         return parts
 
+    def directory(self, name: str) -> None:
+        """A folder member (parents are made on the way by every member anyway)."""
+        self._claim(name, "dir")
+
     def _mkdir(self, parts: _Parts) -> None:
         path = self.dest.joinpath(*parts)
         os.mkdir(path, 0o755)
@@ -219,7 +224,7 @@ class _Unpacker:
         self.kinds[parts] = "dir"
 
     def write(self, name: str, src: _Readable, executable: bool) -> None:
-        parts = self.claim(name, "file")
+        parts = self._claim(name, "file")
         mode = 0o755 if executable else 0o644
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         cap = self.limits.max_unpacked_bytes
@@ -245,7 +250,7 @@ class _Unpacker:
             self.write(name, src, executable)
 
     def symlink(self, name: str, target: str) -> None:
-        parts = self.claim(name, "link")
+        parts = self._claim(name, "link")
         if not target or target.startswith("/") or _DRIVE.match(target) or _bad_chars(target):
             raise UnsafeArchiveError(f"archive member {name!r} links to unsafe target {target!r}")
         depth = len(parts) - 1
@@ -256,7 +261,7 @@ class _Unpacker:
         os.symlink(target, self.dest.joinpath(*parts))
         self.links[parts] = name
 
-    def check_links(self) -> None:
+    def finish(self) -> None:
         """Resolve every symlink for real: a chain of inside links can still lead out."""
         root = os.path.realpath(self.dest)
         for parts, name in self.links.items():

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Optional
+from typing import IO, Any, Callable, Optional
 
 from wrapper.errors import SourceError
 
@@ -28,6 +33,11 @@ class CodeCache:
     def __init__(self, root: Optional[Path] = None) -> None:
         self.root = _private_dir(root or default_cache_dir())
 
+    def find(self, kind: str, key: str) -> Optional[Path]:
+        """The folder for `kind/key` if it was filled before."""
+        folder = self.root / kind / key
+        return folder if folder.is_dir() else None
+
     def tree(self, kind: str, key: str, fill: Callable[[Path], object]) -> Path:
         """The folder for `kind/key`, calling `fill(folder)` on a fresh folder if it is new."""
         final = self.root / kind / key
@@ -46,6 +56,53 @@ class CodeCache:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return final
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold an exclusive lock shared by every process using this cache (one fetch per name)."""
+        folder = self.root / "locks"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = folder / f"{_digest(name)}.lock"
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def note(self, name: str) -> Optional[dict[str, Any]]:
+        """What `remember(name, ...)` stored (e.g. an ETag and the tree it validated), if any."""
+        try:
+            with (self.root / "notes" / f"{_digest(name)}.json").open() as stream:
+                value = json.load(stream)
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def remember(self, name: str, value: dict[str, Any]) -> None:
+        """Store a small JSON note under `name`, replacing the old one atomically."""
+        folder = self.root / "notes"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as out:
+            json.dump(value, out)
+        os.replace(out.name, folder / f"{_digest(name)}.json")
+
+    def scratch(self) -> IO[bytes]:
+        """A temporary file inside the cache (same file system as the trees), deleted on close."""
+        return tempfile.NamedTemporaryFile(dir=self._scratch_root())
+
+    def scratch_dir(self) -> tempfile.TemporaryDirectory[str]:
+        """A temporary folder inside the cache, deleted with its content on exit."""
+        return tempfile.TemporaryDirectory(dir=self._scratch_root())
+
+    def _scratch_root(self) -> Path:
+        folder = self.root / "tmp"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 def _private_dir(path: Path) -> Path:

@@ -10,20 +10,22 @@ from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from wrapper.errors import SourceError, UnsafeArchiveError
-from wrapper.sources import SourceFields, SourceTree, uri_scheme
+from wrapper.sources import SourceFields, SourceTree
 from wrapper.sources.archive import archive_kind, unpack_archive
 from wrapper.sources.cache import CodeCache
 from wrapper.sources.layout import archive_tree
+from wrapper.sources.settings import SourceSettings
+from wrapper.sources.uri import uri_scheme
 
 
-def materialise_inline(source: SourceFields, cache_dir: Optional[Path]) -> SourceTree:
+def materialise_inline(source: SourceFields, settings: SourceSettings) -> SourceTree:
     """Write inline code as `main.py` (or the path `code_src` names), or unpack an archive."""
     if source.code is not None:
         data = source.code.encode("utf-8")
     else:
         data = _decode_base64(source.base64 or "")
         if archive_kind(data[:512]):
-            return _unpack(data, cache_dir)
+            return _unpack(data, settings)
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
@@ -39,7 +41,7 @@ def materialise_inline(source: SourceFields, cache_dir: Optional[Path]) -> Sourc
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 
-    return SourceTree(CodeCache(cache_dir).tree("inline", key, write), single_file=name)
+    return SourceTree(CodeCache(settings.cache_dir).tree("inline", key, write), single_file=name)
 
 
 def inline_file_name(code_src: Optional[str]) -> str:
@@ -61,11 +63,12 @@ def _decode_base64(text: str) -> bytes:
         raise SourceError(f"function.base64: not valid base64 ({exc})") from None
 
 
-def _unpack(data: bytes, cache_dir: Optional[Path]) -> SourceTree:
+def _unpack(data: bytes, settings: SourceSettings) -> SourceTree:
     key = hashlib.sha256(data).hexdigest()
+    limits = settings.archive_limits
     try:
-        folder = CodeCache(cache_dir).tree(
-            "archive", key, lambda dest: unpack_archive(io.BytesIO(data), dest)
+        folder = CodeCache(settings.cache_dir).tree(
+            "archive", key, lambda dest: unpack_archive(io.BytesIO(data), dest, limits)
         )
     except UnsafeArchiveError as exc:
         raise UnsafeArchiveError(f"function.base64: {exc.message}") from None

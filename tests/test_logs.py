@@ -1,0 +1,75 @@
+"""Log output: JSON lines, readable text, request ids, and secrets masked in every line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from wrapper.logs import REQUEST_ID, configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_json_lines_carry_level_time_request_id_and_fields() -> None:
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream)
+    token = REQUEST_ID.set("req-1")
+    try:
+        logging.getLogger("function").info("hello %s", "ada", extra={"with": {"n": 1}})
+    finally:
+        REQUEST_ID.reset(token)
+    logging.getLogger("wrapper.x").warning("outside")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["level"] == "info" and first["message"] == "hello ada"
+    assert first["request_id"] == "req-1" and first["with"] == {"n": 1}
+    assert first["time"].endswith("Z") and first["logger"] == "function"
+    assert "request_id" not in second and second["level"] == "warning"
+
+
+def test_exceptions_stay_inside_one_json_line() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("wrapper").exception("failed")
+    (line,) = stream.getvalue().splitlines()
+    assert "ValueError: boom" in json.loads(line)["exception"]
+
+
+def test_text_format_and_level_filter() -> None:
+    stream = io.StringIO()
+    configure_logging("warning", "text", stream)
+    logging.getLogger("wrapper").info("hidden")
+    logging.getLogger("wrapper").error("shown")
+    (line,) = stream.getvalue().splitlines()
+    assert line.split()[1:] == ["error", "shown"]
+
+
+def test_auto_is_json_off_a_terminal() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "auto", stream)
+    logging.getLogger("wrapper").info("x")
+    assert json.loads(stream.getvalue())["message"] == "x"
+
+
+def test_secret_values_are_masked_in_every_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_TOKEN", "ghp_SECRET123")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws/SECRET+456")
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    logging.getLogger("function").info("token ghp_SECRET123 and aws/SECRET+456")
+    text = stream.getvalue()
+    assert "SECRET" not in text
+    assert json.loads(text)["message"] == "token *** and ***"

@@ -1,0 +1,200 @@
+"""http(s) sources: one file or an archive, downloaded within bounds and revalidated by ETag."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import logging
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Optional
+from urllib.parse import unquote, urljoin, urlsplit
+
+from wrapper import __version__
+from wrapper.errors import SourceError
+from wrapper.sources import SourceTree
+from wrapper.sources.blob import copy_bounded, noted_tree, pinned_tree, tree_from_file, tree_note
+from wrapper.sources.cache import CodeCache
+from wrapper.sources.settings import SourceSettings, origin_of
+from wrapper.sources.uri import SourceURI, redact_uri
+
+log = logging.getLogger("wrapper.sources")
+
+
+def materialise_http(uri: SourceURI, settings: SourceSettings) -> SourceTree:
+    """Download `uri` (once per content: pinned trees are reused as they are, others are
+    revalidated with If-None-Match / If-Modified-Since) and turn it into a tree."""
+    name = _file_name(uri.location)
+    cache = CodeCache(settings.cache_dir)
+    note_name = f"http {uri.location}"
+    with cache.lock(note_name):  # one download however many workers start at once
+        pinned = pinned_tree(uri, name, settings)
+        if pinned is not None:
+            log.info("reused %s (pinned by sha256)", uri.shown)
+            return pinned
+        note = None if uri.sha256 else cache.note(note_name)
+        known = noted_tree(note)
+        with cache.scratch() as scratch:
+            answer = _download(uri, scratch, settings, note if known else None)
+            if answer is None:
+                log.info("reused %s (not modified)", uri.shown)
+                assert known is not None  # a 304 answers only a conditional request
+                return known
+            tree = tree_from_file(Path(scratch.name), uri, settings, name=name)
+        if not uri.sha256 and (answer.etag or answer.last_modified):
+            cache.remember(
+                note_name, tree_note(tree, etag=answer.etag, last_modified=answer.last_modified)
+            )
+    log.info("fetched %s (%d bytes)", uri.shown, answer.size)
+    return tree
+
+
+@dataclass(frozen=True)
+class _Answer:
+    size: int
+    etag: Optional[str]
+    last_modified: Optional[str]
+
+
+def _download(
+    uri: SourceURI, out: IO[bytes], settings: SourceSettings, note: Optional[dict[str, Any]]
+) -> Optional[_Answer]:
+    """GET `uri` into `out`; None when the server says the noted copy is still current."""
+    limits = settings.limits
+    request = urllib.request.Request(
+        uri.location,
+        headers={"User-Agent": f"fn-wrapper/{__version__}", "Accept-Encoding": "identity"},
+    )
+    if uri.username is not None:
+        pair = f"{uri.username}:{uri.password or ''}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode("ascii"))
+    if note and note.get("etag"):
+        request.add_header("If-None-Match", note["etag"])
+    if note and note.get("last_modified"):
+        request.add_header("If-Modified-Since", note["last_modified"])
+    started = time.monotonic()
+    try:
+        with _opener(uri, settings).open(request, timeout=limits.connect_timeout) as response:
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > limits.max_download_bytes:
+                raise _refused(
+                    uri,
+                    f"its {declared} bytes exceed max_download_bytes={limits.max_download_bytes}",
+                )
+            size = copy_bounded(response.read1, out, uri=uri, settings=settings, started=started)
+            out.flush()
+            headers = response.headers
+            return _Answer(size, headers.get("ETag"), headers.get("Last-Modified"))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 304 and note:
+            return None
+        if 300 <= exc.code < 400:
+            reason = f"more than max_redirects={limits.max_redirects} redirects"
+            raise _refused(uri, reason) from None
+        raise _refused(uri, f"HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise _refused(uri, _reason(exc.reason, limits.connect_timeout)) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise _refused(uri, _reason(exc, limits.read_timeout)) from None
+
+
+def _reason(error: Any, timeout: float) -> str:
+    """A short, secret-free reason for a transport failure."""
+    if isinstance(error, (socket.timeout, TimeoutError)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({error.verify_message}; see SSL_CERT_FILE)"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return type(error).__name__ if not str(error) else redact_uri(str(error))
+
+
+def _refused(uri: SourceURI, reason: str) -> SourceError:
+    return SourceError(f"code_src {uri.shown!r}: {reason}")
+
+
+def _file_name(location: str) -> str:
+    """The name a downloaded file gets: the URL path's last segment, made safe."""
+    name = PurePosixPath(unquote(urlsplit(location).path)).name
+    return name if name and "\\" not in name and "\x00" not in name else "download"
+
+
+def _opener(uri: SourceURI, settings: SourceSettings) -> urllib.request.OpenerDirector:
+    """An opener with our redirect rules and a read timeout distinct from the connect one."""
+    read_timeout = settings.limits.read_timeout
+    return urllib.request.build_opener(
+        _Redirects(uri, settings.limits.max_redirects),
+        _HTTPHandler(read_timeout),
+        _HTTPSHandler(read_timeout),
+    )
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follow http(s) redirects only; never downgrade to http; drop credentials across origins."""
+
+    def __init__(self, uri: SourceURI, max_redirects: int) -> None:
+        super().__init__()
+        self.uri = uri
+        self.max_redirections = max_redirects  # type: ignore[misc]  # urllib's per-handler cap
+
+    def http_error_302(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Any
+    ) -> Any:
+        newurl = urljoin(req.full_url, headers.get("Location") or headers.get("URI") or "")
+        scheme = urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise _refused(self.uri, f"redirect to a {scheme}: URL refused")
+        if urlsplit(req.full_url).scheme == "https" and scheme == "http":
+            raise _refused(self.uri, f"redirect from https to http refused ({redact_uri(newurl)})")
+        # 308 is 307 for a GET (Python < 3.11 does not know 308)
+        return super().http_error_302(req, fp, 307 if code == 308 else code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> Optional[urllib.request.Request]:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and origin_of(newurl) != origin_of(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+def _timed(base: type[http.client.HTTPConnection], read_timeout: float) -> Any:
+    """`base` whose socket switches from the connect timeout to `read_timeout` once connected."""
+
+    class Timed(base):  # type: ignore[valid-type, misc]
+        def connect(self) -> None:
+            super().connect()
+            self.sock.settimeout(read_timeout)
+
+    return Timed
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self._connection = _timed(http.client.HTTPConnection, read_timeout)
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self._connection = _timed(http.client.HTTPSConnection, read_timeout)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req, context=ssl.create_default_context())
