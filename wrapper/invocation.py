@@ -12,7 +12,15 @@ from typing import Any, Callable, Optional
 from wrapper.errors import InitError, SignatureMismatch
 from wrapper.loader import LoadedCode, user_traceback
 from wrapper.logs import REQUEST_ID
-from wrapper.reply import TEXT, Reply, collect, collect_async, error_reply, to_reply
+from wrapper.reply import (
+    TEXT,
+    Reply,
+    collect,
+    collect_async,
+    error_reply,
+    is_deliberate,
+    to_reply,
+)
 
 log = logging.getLogger("wrapper.invocation")
 
@@ -52,6 +60,8 @@ class Function:
         )
         self._init = plan_init(code.init, code.init_name, context, dict(init_parameters or {}))
         self._started = False
+        self.on_failure: Optional[Callable[[], None]] = None
+        """Called each time a handler call fails (a door counts it)."""
 
     def start(self) -> None:
         """Run the init function once (an `async def` one in a fresh event loop)."""
@@ -92,7 +102,7 @@ class Function:
                 return Reply(200, result.encode(), TEXT)
             return to_reply(result)
         except (Exception, SystemExit) as exc:
-            return self._failed(exc, event.id)
+            return self.fail(exc, event.id)
         finally:
             REQUEST_ID.reset(token)
 
@@ -105,7 +115,7 @@ class Function:
                 result = await result
             return to_reply(result)
         except (Exception, SystemExit) as exc:
-            return self._failed(exc, event.id)
+            return self.fail(exc, event.id)
         finally:
             REQUEST_ID.reset(token)
 
@@ -117,7 +127,7 @@ class Function:
         try:
             return _with_body(reply, collect(reply.stream))  # type: ignore[arg-type]
         except (Exception, SystemExit) as exc:
-            return self._failed(exc, event.id)
+            return self.fail(exc, event.id)
 
     async def arespond_whole(self, event: Any) -> Reply:
         """Like `arespond`, with a streamed result (sync or async) collected into one body."""
@@ -129,11 +139,13 @@ class Function:
             whole = await collect_async(stream) if hasattr(stream, "__anext__") else collect(stream)
             return _with_body(reply, whole)
         except (Exception, SystemExit) as exc:
-            return self._failed(exc, event.id)
+            return self.fail(exc, event.id)
 
-    def _failed(self, exc: BaseException, request_id: str) -> Reply:
-        reply = error_reply(exc, request_id, self.debug)
-        if reply.status >= 500:
+    def fail(self, exc: BaseException, request_id: str) -> Reply:
+        """The reply for a call that raised; an unexpected error is logged and counted."""
+        if not is_deliberate(exc):
+            if self.on_failure is not None:
+                self.on_failure()
             log.error(
                 "handler %s failed: %s: %s",
                 self.name,
@@ -141,7 +153,7 @@ class Function:
                 exc,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
-        return reply
+        return error_reply(exc, request_id, self.debug)
 
 
 def _with_body(head: Reply, whole: Reply) -> Reply:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from wrapper.context import make_context
 from wrapper.invocation import Function
 from wrapper.loader import load_code
-from wrapper.sources import materialise_source
+from wrapper.sources import SourceTree, materialise_source
 
 if TYPE_CHECKING:
     from wrapper.sources.settings import SourceSettings
@@ -23,11 +23,13 @@ def prepare_function(
     *,
     trigger_kind: str,
     source_settings: Optional[SourceSettings] = None,
+    tree: Optional[SourceTree] = None,
     inputs: Optional[Mapping[str, Any]] = None,
     reserved: Optional[Mapping[str, Any]] = None,
     debug: bool = False,
 ) -> Function:
-    """Materialise the source, import the handler, and prepare its calls (init not yet run)."""
+    """Materialise the source (unless `tree` is the materialised one), import the handler,
+    and prepare its calls (init not yet run)."""
     function = document.function
     wanted = function.python_version
     if wanted.version != "{}.{}".format(*sys.version_info[:2]):
@@ -37,7 +39,7 @@ def prepare_function(
             wanted.version,
             *sys.version_info[:2],
         )
-    tree = materialise_source(function.source, source_settings)
+    tree = tree or materialise_source(function.source, source_settings)
     code = load_code(tree, function.source.handler, function.source.init_function)
     return Function(
         code,

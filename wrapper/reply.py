@@ -99,6 +99,11 @@ def _is_status(value: Any) -> bool:
     return type(value) is int and 100 <= value <= 599
 
 
+def is_deliberate(exc: BaseException) -> bool:
+    """An exception raised to answer with a chosen status (HTTPError, ExceptionWithResponse)."""
+    return isinstance(exc, (HTTPError, nuclio_sdk.ExceptionWithResponse))
+
+
 def error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Reply:
     """The reply for a handler that raised: its own status for HTTPError-like errors, else 500."""
     if isinstance(exc, HTTPError):

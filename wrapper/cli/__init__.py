@@ -14,6 +14,7 @@ from wrapper.cli.options import COMMON_OPTIONS, resolve
 from wrapper.errors import ExitCode, WrapperError
 
 COMMANDS = {
+    "serve": "serve the function over HTTP (gunicorn + uvicorn workers, admin endpoints)",
     "invoke": "run one event through the function without a server and print the response",
 }
 """Subcommand name → summary; each lives in `wrapper.cli.<name>` with OPTIONS and run()."""

@@ -1,0 +1,257 @@
+"""`fn-wrapper serve` on a real gunicorn on 127.0.0.1: errors, limits, readiness, signals, load."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+FUNCTION = """
+import json, os, time
+
+STATE = os.environ["STATE_DIR"]
+
+
+def init_context(context):
+    with open(os.path.join(STATE, "inits"), "a") as out:
+        out.write(f"{os.getpid()}\\n")
+
+
+def handler(context, event):
+    path = event.path
+    if path == "/fail":
+        raise ValueError("password=hunter2")
+    if path == "/sleep":
+        time.sleep(float(event.fields.get("s", "1")))
+        return "slept"
+    if path == "/pid":
+        return str(os.getpid())
+    if path == "/exit":
+        os._exit(3)
+    if path == "/stream":
+        return (chunk for chunk in ["a", "b", "c"])
+    if path == "/marker":
+        open(os.path.join(STATE, "handler-ran"), "w").close()
+        return "ran"
+    if path == "/echo":
+        body = event.body if isinstance(event.body, (dict, list)) else event.body.decode()
+        return {"body": body, "method": event.method, "fields": event.fields,
+                "id": event.id, "content_type": event.content_type,
+                "agent": event.get_header("user-agent")}
+    if path == "/status":
+        return 201, {"created": True}
+    return "ok"
+"""
+
+
+def inits(served) -> list[str]:  # type: ignore[no-untyped-def]
+    path = served.workdir / "inits"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_a_request_becomes_an_event_and_the_reply_comes_back(start_server) -> None:
+    served = start_server(FUNCTION)
+    status, headers, body = served.request(
+        "POST",
+        "/echo?x=1&y=2",
+        body=b'{"a": 1}',
+        headers={
+            "Content-Type": "application/json",
+            "X-Request-Id": "req-123",
+            "User-Agent": "tests",
+        },
+    )
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert headers["x-request-id"] == "req-123"
+    assert json.loads(body) == {
+        "body": {"a": 1},
+        "method": "POST",
+        "fields": {"x": "1", "y": "2"},
+        "id": "req-123",
+        "content_type": "application/json",
+        "agent": "tests",
+    }
+    status, headers, body = served.get("/status")
+    assert (status, json.loads(body)) == (201, {"created": True})
+    generated = headers["x-request-id"]
+    assert len(generated) == 32 and int(generated, 16) >= 0
+    status, headers, body = served.get("/stream")
+    assert (status, body, headers.get("transfer-encoding")) == (200, b"abc", "chunked")
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    # user paths never reach the admin endpoints, and the admin port serves only those
+    assert served.get("/metrics")[2] == b"ok"
+    assert served.get("/live", admin=True)[0] == 200
+    assert served.get("/anything", admin=True)[0] == 404
+
+
+def test_handler_exception_is_500_without_its_text_and_logged(start_server) -> None:
+    served = start_server(FUNCTION)
+    status, _, body = served.get("/fail", headers={"X-Request-Id": "r-fail"})
+    assert status == 500
+    assert json.loads(body) == {"error": "handler failed", "request_id": "r-fail"}
+    assert b"hunter2" not in body and b"Traceback" not in body
+    served.wait(lambda: "hunter2" in served.stderr())
+    (record,) = [r for r in served.log_lines() if r.get("request_id") == "r-fail"]
+    assert record["level"] == "error" and "ValueError" in record["exception"]
+    assert served.metrics()["fn_wrapper_handler_errors_total"] == 1
+
+
+def test_debug_puts_the_traceback_in_the_body(start_server) -> None:
+    served = start_server(FUNCTION, "--debug")
+    status, _, body = served.get("/fail")
+    assert status == 500
+    detail = json.loads(body)
+    assert detail["type"] == "ValueError" and "Traceback" in detail["traceback"]
+
+
+def test_a_timeout_answers_504_and_recycles_the_worker(start_server) -> None:
+    served = start_server(FUNCTION, "--timeout", "1", "--workers", "1")
+    first_pid = served.get("/pid")[2].decode()
+    started = time.monotonic()
+    status, _, body = served.get("/sleep?s=30", headers={"X-Request-Id": "r-slow"})
+    assert time.monotonic() - started < 10
+    assert (status, json.loads(body)) == (
+        504,
+        {"error": "handler timed out", "request_id": "r-slow"},
+    )
+    served.wait(lambda: served.get("/pid")[2].decode() != first_pid)
+    assert len(inits(served)) == 2  # the new worker ran init again
+    served.wait(served.ready)
+    assert served.metrics()["fn_wrapper_request_timeouts_total"] == 1
+
+
+def test_a_body_over_the_limit_is_413_before_the_handler_runs(start_server) -> None:
+    served = start_server(FUNCTION, "--max-body-size", "1KiB")
+    status, _, body = served.request("POST", "/marker", body=b"x" * 2048)
+    assert status == 413 and json.loads(body) == {"error": "request body too large"}
+    assert not (served.workdir / "handler-ran").exists()
+    assert served.request("POST", "/marker", body=b"x" * 1024)[0] == 200
+
+
+def test_a_malformed_request_is_400(start_server) -> None:
+    served = start_server(FUNCTION)
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zebra\r\n\r\n")
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert served.get("/")[0] == 200
+
+
+def test_ready_only_after_init(start_server) -> None:
+    slow_init = FUNCTION.replace(
+        "def init_context(context):\n", "def init_context(context):\n    time.sleep(2)\n"
+    )
+    served = start_server(slow_init, "--workers", "2", ready=False)
+    served.wait(lambda: _answers(served, "/live"))
+    status, _, body = served.get("/ready", admin=True)
+    assert status == 503 and json.loads(body)["ready"] is False
+    served.wait(served.ready)
+    assert json.loads(served.get("/ready", admin=True)[2]) == {
+        "ready": True,
+        "workers": 2,
+        "ready_workers": 2,
+        "expected_workers": 2,
+    }
+    assert len(inits(served)) == 2
+
+
+def _answers(served, path: str) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return served.get(path, admin=True, timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "message"),
+    [
+        (
+            "def init_context(context):\n    raise RuntimeError('no database')\n"
+            "def handler(context, event):\n    return 'x'\n",
+            4,
+            "init function raised RuntimeError: no database",
+        ),
+        ("def handle(context, event):\n    return 'x'\n", 3, "has no 'handler'"),
+        (
+            "def handler(context, event, table):\n    return 'x'\n",
+            2,
+            "handler argument(s) 'table' get no value",
+        ),
+    ],
+)
+def test_a_worker_that_cannot_start_stops_the_server_with_its_exit_code(
+    start_server, code: str, exit_code: int, message: str
+) -> None:
+    served = start_server(code, ready=False)
+    assert served.process.wait(60) == exit_code
+    log = served.stderr()
+    assert "fn-wrapper serve: error: " in log and message in log
+    assert not _answers(served, "/ready")
+
+
+def test_sigterm_lets_the_request_in_flight_finish(start_server) -> None:
+    served = start_server(FUNCTION)
+    answers: list[tuple[int, bytes]] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(served.get("/sleep?s=1.5")[::2]), daemon=True
+    )
+    thread.start()
+    time.sleep(0.5)
+    served.process.send_signal(signal.SIGTERM)
+    thread.join(30)
+    assert answers == [(200, b"slept")]
+    assert served.process.wait(30) == 0
+
+
+def test_a_worker_that_dies_is_replaced_and_runs_init_again(start_server) -> None:
+    served = start_server(FUNCTION, "--workers", "1")
+    with pytest.raises((OSError, ConnectionError)):
+        served.get("/exit")
+    assert served.get("/")[2] == b"ok"
+    assert len(inits(served)) == 2
+
+
+def test_2000_requests_from_32_clients(start_server) -> None:
+    served = start_server(FUNCTION, "--workers", "2")
+    before = served.metrics().get('fn_wrapper_requests_total{code="200"}', 0)
+
+    def client(_: int) -> list[int]:
+        return [served.get("/")[0] for _ in range(2000 // 32 + 1)]
+
+    with ThreadPoolExecutor(32) as pool:
+        statuses = [s for batch in pool.map(client, range(32)) for s in batch]
+    assert len(statuses) >= 2000 and set(statuses) == {200}
+    metrics = served.metrics()
+    assert metrics['fn_wrapper_requests_total{code="200"}'] - before == len(statuses)
+    assert metrics["fn_wrapper_request_duration_seconds_count"] == before + len(statuses)
+    assert metrics["fn_wrapper_requests_in_flight"] == 0
+    assert metrics["fn_wrapper_workers_ready"] == 2
+
+
+def test_async_handlers_with_concurrency(start_server) -> None:
+    code = (
+        "import asyncio\n"
+        "async def handler(context, event):\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    return {'path': event.path}\n"
+    )
+    served = start_server(code, "--workers", "1", "--concurrency", "8")
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: served.get(f"/{i}"), range(8)))
+    assert time.monotonic() - started < 3  # 8 x 0.5 s overlapped
+    assert [json.loads(a[2])["path"] for a in answers] == [f"/{i}" for i in range(8)]
+
+
+def test_preload_runs_init_once_in_the_master(start_server) -> None:
+    served = start_server(FUNCTION, "--preload", "--workers", "2")
+    assert served.get("/")[2] == b"ok"
+    assert len(inits(served)) == 1
+    assert inits(served)[0] == str(served.process.pid)

@@ -1,0 +1,91 @@
+"""`fn-wrapper serve`: the HTTP door (gunicorn + uvicorn workers, admin endpoints)."""
+
+from __future__ import annotations
+
+import os
+
+from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, byte_size, count, seconds
+from wrapper.errors import SpecError
+
+
+def _port(text: str) -> int:
+    """A TCP port, 1-65535."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    """A whole number, 1 or more."""
+    value = count(text)
+    if value < 1:
+        raise ValueError(f"{text!r} must be 1 or more")
+    return value
+
+
+OPTIONS = (
+    *SOURCE_OPTIONS,
+    Option("--host", "address to listen on", default="0.0.0.0"),
+    Option("--port", "port of the function's HTTP endpoint", _port, default=8080),
+    Option("--admin-host", "address of /live, /ready, /metrics (default: --host)"),
+    Option("--admin-port", "port of /live, /ready and /metrics", _port, default=8082),
+    Option("--workers", "worker processes (default: the CPU count)", _positive),
+    Option(
+        "--concurrency",
+        "handler calls at once per worker: 1 as Nuclio does; more for I/O-bound or async code",
+        _positive,
+        default=1,
+    ),
+    Option("--timeout", "seconds a handler call may take before a 504", seconds, default=60.0),
+    Option(
+        "--graceful-timeout",
+        "seconds in-flight requests get to finish after SIGTERM",
+        seconds,
+        default=30.0,
+    ),
+    Option(
+        "--keep-alive", "seconds an idle keep-alive connection stays open", seconds, default=5.0
+    ),
+    Option("--max-body-size", "largest request body (413 above)", byte_size, default="32MiB"),
+    Option(
+        "--preload", "load the function and run init once in the master, before fork", switch=True
+    ),
+    Option("--access-log", "log one line per request (costs ~30 us a request)", switch=True),
+)
+
+
+def run(settings: Settings) -> int:
+    """Materialise the code once, then serve until SIGTERM; exit 0, or a worker's exit code."""
+    from wrapper.config import build_document, source_settings
+    from wrapper.invocation import Function
+    from wrapper.prepare import prepare_function
+    from wrapper.serve.server import ServeSettings, serve
+    from wrapper.sources import materialise_source
+
+    document = build_document(settings)
+    if document.run.inputs:
+        raise SpecError("run.inputs: entity inputs are resolved by the job door (fn-wrapper job)")
+    tree = materialise_source(document.function.source, source_settings(settings, os.environ))
+    debug = bool(settings.debug)
+
+    def load() -> Function:
+        return prepare_function(document, trigger_kind="http", tree=tree, debug=debug)
+
+    return serve(
+        load,
+        ServeSettings(
+            host=settings.host,
+            port=settings.port,
+            admin_host=settings.admin_host or settings.host,
+            admin_port=settings.admin_port,
+            workers=settings.workers or os.cpu_count() or 1,
+            concurrency=settings.concurrency,
+            request_timeout=settings.timeout,
+            graceful_timeout=settings.graceful_timeout,
+            keep_alive=settings.keep_alive,
+            max_body_bytes=settings.max_body_size,
+            preload=bool(settings.preload),
+            access_log=bool(settings.access_log),
+            log_level=settings.log_level,
+        ),
+    )

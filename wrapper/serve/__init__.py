@@ -1,0 +1,1 @@
+"""The serve door: HTTP events on gunicorn + uvicorn, admin endpoints in the master."""

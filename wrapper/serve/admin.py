@@ -1,0 +1,77 @@
+"""The admin endpoints, served by a thread of the gunicorn master (so they answer while every
+worker is busy): `/live`, `/ready` (every worker finished init) and `/metrics`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+from wrapper.serve.metrics import Collector, ready_workers
+
+log = logging.getLogger("wrapper.serve")
+
+
+class AdminServer:
+    """`/live`, `/ready` and `/metrics` on their own port, for probes and Prometheus."""
+
+    def __init__(
+        self, host: str, port: int, state_dir: Path, workers: int, live: Callable[[], list[int]]
+    ) -> None:
+        self.state_dir, self.workers, self.live = state_dir, workers, live
+        self._registry: Any = None
+        admin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, content_type, body = admin.answer(self.path.split("?", 1)[0])
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="admin", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        host, port = self.httpd.server_address[:2]
+        log.info("admin endpoints on http://%s:%s (/live, /ready, /metrics)", host, port)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def answer(self, path: str) -> tuple[int, str, bytes]:
+        """Status, content type and body for an admin path."""
+        if path == "/live":
+            return 200, "application/json", b'{"live":true}'
+        if path == "/ready":
+            live = self.live()
+            ready = ready_workers(self.state_dir, live)
+            state = {
+                "ready": ready == self.workers == len(live),
+                "workers": len(live),
+                "ready_workers": ready,
+                "expected_workers": self.workers,
+            }
+            return (200 if state["ready"] else 503), "application/json", json.dumps(state).encode()
+        if path == "/metrics":
+            return self._metrics()
+        return 404, "application/json", b'{"error":"not found: /live, /ready or /metrics"}'
+
+    def _metrics(self) -> tuple[int, str, bytes]:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if self._registry is None:
+            self._registry = CollectorRegistry()
+            self._registry.register(Collector(self.state_dir, self.live))
+        return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)

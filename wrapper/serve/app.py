@@ -1,0 +1,305 @@
+"""The ASGI app each serve worker runs: an HTTP request becomes an event for the Function."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+import traceback
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from wrapper.errors import ExitCode, WrapperError
+from wrapper.events import make_event
+from wrapper.invocation import Function
+from wrapper.reply import JSON, Reply, chunk_content_type, dump_json, encode_chunk
+from wrapper.serve.failure import record_failure
+from wrapper.serve.metrics import WorkerMetrics
+
+log = logging.getLogger("wrapper.serve")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What shapes request handling in a worker."""
+
+    request_timeout: float = 60.0
+    max_body_bytes: int = 32 * 1024 * 1024
+    concurrency: int = 1
+    state_dir: Optional[Path] = None  # metrics and readiness (None: not counted)
+
+
+class RequestTimedOut(BaseException):
+    """Raised into a sync handler running past the request timeout (by SIGALRM)."""
+
+
+class ServeApp:
+    """Loads the function at startup (after fork), then answers each HTTP request with it.
+
+    A sync handler is called inline (one at a time, as Nuclio does; a SIGALRM bounds it); with
+    `concurrency` above 1 it runs in that many threads. An async handler runs on the event
+    loop, at most `concurrency` at once. A handler past the timeout answers 504; a sync one
+    cannot be stopped cleanly, so its worker is recycled (replaced, init runs again).
+    """
+
+    def __init__(self, load: Callable[[], Function], options: ServeOptions) -> None:
+        self._load = load
+        self.options = options
+        self.function: Optional[Function] = None
+        self._metrics: Optional[WorkerMetrics] = None
+        self._limit: Optional[asyncio.Semaphore] = None
+        self._threads: Optional[ThreadPoolExecutor] = None
+        self._alarm = False  # SIGALRM bounds inline sync calls
+        self._recycling = False
+
+    def prepare(self) -> None:
+        """Load the function and run a sync init now (pre-loading, in the master)."""
+        self._started_at = time.perf_counter()
+        self.function = self._load()
+        self.function.start()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    # --- startup --------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._start()
+                except BaseException as exc:  # reported, then the worker stops
+                    await send({"type": "lifespan.startup.failed", "message": _failure(exc, self)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._threads is not None:
+                    self._threads.shutdown(wait=False)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _start(self) -> None:
+        if self.function is None:
+            self._started_at = time.perf_counter()
+            self.function = self._load()
+            await self.function.astart()
+        function, options = self.function, self.options
+        if options.state_dir is not None:
+            self._metrics = WorkerMetrics(options.state_dir, os.getpid())
+            function.on_failure = self._metrics.handler_failed
+        self._limit = asyncio.Semaphore(options.concurrency)
+        if not function.needs_loop and options.concurrency > 1:
+            self._threads = ThreadPoolExecutor(options.concurrency, "handler")
+        elif not function.needs_loop:
+            signal.signal(signal.SIGALRM, _time_out)
+            self._alarm = True
+        if self._metrics is not None:
+            self._metrics.ready(time.perf_counter() - self._started_at)
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.started()
+        status = 500
+        try:
+            body = await _read_body(scope, receive, self.options.max_body_bytes)
+            if body is None:
+                status = 413
+                await _send_whole(send, _problem(413, "request body too large", ""), "")
+                return
+            event = make_event(
+                body,
+                method=scope["method"],
+                path=scope["path"],
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+                query=scope["query_string"].decode("latin-1"),
+            )
+            reply = await self._respond(event)
+            status = reply.status
+            if reply.stream is None:
+                await _send_whole(send, reply, event.id)
+            else:
+                await self._send_stream(send, reply, event)
+        finally:
+            if metrics is not None:
+                metrics.finished(status, time.perf_counter() - started)
+            if self._recycling:
+                self._recycle()
+
+    async def _respond(self, event: Any) -> Reply:
+        function = self.function
+        assert function is not None and self._limit is not None
+        timeout = self.options.request_timeout
+        if self._alarm:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                return function.respond(event)
+            except RequestTimedOut:
+                return self._timed_out(event, recycle=True)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        async with self._limit:
+            try:
+                if self._threads is None:
+                    return await asyncio.wait_for(function.arespond(event), timeout)
+                call = asyncio.get_running_loop().run_in_executor(
+                    self._threads, function.respond, event
+                )
+                return await asyncio.wait_for(call, timeout)
+            except asyncio.TimeoutError:
+                return self._timed_out(event, recycle=self._threads is not None)
+
+    def _timed_out(self, event: Any, recycle: bool) -> Reply:
+        timeout = self.options.request_timeout
+        log.error("request %s: handler ran past %g s; answered 504", event.id, timeout)
+        if recycle:
+            log.error("recycling this worker: its handler call could not be stopped cleanly")
+            self._recycling = True
+        return _problem(504, "handler timed out", event.id)
+
+    def _recycle(self) -> None:
+        """Stop taking requests and exit once in-flight ones are answered (SIGTERM to self);
+        the master starts a fresh worker, which runs init again."""
+        self._recycling = False
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _send_stream(self, send: Send, reply: Reply, event: Any) -> None:
+        """Send a generator's chunks as they come; its first chunk sets the content type."""
+        chunks = _chunks(reply.stream, self.options.request_timeout, self._alarm)
+        try:
+            first = await chunks.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except Exception as exc:  # failed before any byte went out
+            await _send_whole(send, self._stream_failed(exc, event), event.id)
+            return
+        content_type = reply.content_type or chunk_content_type(first)
+        await send(_start_message(reply.status, content_type, None, event.id, reply.headers))
+        if first is not None:
+            await send(
+                {"type": "http.response.body", "body": encode_chunk(first), "more_body": True}
+            )
+        try:
+            async for chunk in chunks:
+                await send(
+                    {"type": "http.response.body", "body": encode_chunk(chunk), "more_body": True}
+                )
+        except Exception as exc:  # headers are gone: log, end the stream
+            self._stream_failed(exc, event)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _stream_failed(self, exc: BaseException, event: Any) -> Reply:
+        assert self.function is not None
+        return self.function.fail(exc, event.id)
+
+
+async def _chunks(stream: Any, timeout: float, alarm: bool) -> Any:
+    """The stream's chunks, async; a sync generator's steps are bounded by SIGALRM."""
+    if hasattr(stream, "__anext__"):
+        async for chunk in stream:
+            if chunk is not None:
+                yield chunk
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001))
+        try:
+            chunk = next(stream)
+        except StopIteration:
+            return
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if chunk is not None:
+            yield chunk
+
+
+def _time_out(signum: int, frame: Any) -> None:
+    raise RequestTimedOut()
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> Optional[bytes]:
+    """The request body, or None when it is (or says it will be) over `limit` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _start_message(
+    status: int,
+    content_type: Optional[str],
+    length: Optional[int],
+    request_id: str,
+    extra: dict[str, str],
+) -> dict[str, Any]:
+    headers = [(b"x-request-id", request_id.encode("latin-1"))] if request_id else []
+    if content_type:
+        headers.append((b"content-type", content_type.encode("latin-1")))
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    for name, value in extra.items():
+        if _header_safe(name) and _header_safe(value):
+            headers.append((name.encode("latin-1", "replace"), value.encode("latin-1", "replace")))
+        else:
+            log.warning("dropped response header %r: control characters", name)
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+def _header_safe(text: str) -> bool:
+    return "\r" not in text and "\n" not in text and "\0" not in text
+
+
+async def _send_whole(send: Send, reply: Reply, request_id: str) -> None:
+    body = reply.body
+    await send(
+        _start_message(reply.status, reply.content_type, len(body), request_id, reply.headers)
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _problem(status: int, error: str, request_id: str) -> Reply:
+    body = {"error": error, "request_id": request_id} if request_id else {"error": error}
+    return Reply(status, dump_json(body), JSON)
+
+
+def _failure(exc: BaseException, app: ServeApp) -> str:
+    """Log why startup failed, leave the reason for the master, and return the message."""
+    if isinstance(exc, WrapperError):
+        message, code, details = exc.message, int(exc.exit_code), exc.details
+    else:
+        message = f"internal error while starting: {type(exc).__name__}: {exc}"
+        code, details = int(ExitCode.INTERNAL_ERROR), traceback.format_exc()
+    if app.options.state_dir is not None:
+        record_failure(app.options.state_dir, code, message, details)
+    log.error("worker %d could not start: %s", os.getpid(), message)
+    return message

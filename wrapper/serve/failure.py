@@ -1,0 +1,33 @@
+"""Why a worker could not start, left for the master (gunicorn only says "failed to boot")."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+_NAME = "failure.json"
+
+
+def record_failure(folder: Path, exit_code: int, message: str, details: Optional[str]) -> None:
+    """Keep the first worker failure: its exit code (DESIGN §5), message and details."""
+    entry = {"exit_code": exit_code, "message": message, "details": details}
+    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as out:
+        json.dump(entry, out)
+    try:
+        os.link(out.name, folder / _NAME)  # fails if another worker's failure is already there
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(out.name)
+
+
+def read_failure(folder: Path) -> Optional[dict[str, Any]]:
+    """The recorded failure, if a worker left one."""
+    try:
+        value = json.loads((folder / _NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,177 @@
+"""`fn-wrapper serve`'s process model: gunicorn embedded through its application API.
+
+The master binds the port, starts the admin endpoints in a thread, and keeps `workers`
+processes alive; each worker loads the function after fork (unless pre-loading) and serves
+the ASGI app on uvicorn. A worker that dies is replaced and runs init again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
+
+from wrapper.errors import ExitCode, WrapperError
+from wrapper.invocation import Function
+from wrapper.serve.admin import AdminServer
+from wrapper.serve.app import ServeApp, ServeOptions
+from wrapper.serve.failure import read_failure
+from wrapper.serve.metrics import worker_died
+from wrapper.serve.worker import ServeWorker
+
+log = logging.getLogger("wrapper.serve")
+
+HARD_LIMIT_MARGIN = 30
+"""Seconds past the request timeout after which the master kills a stuck worker."""
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The serve door's knobs (flags and environment twins in wrapper.cli.serve)."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    admin_host: str = "0.0.0.0"
+    admin_port: int = 8082
+    workers: int = 1
+    concurrency: int = 1
+    request_timeout: float = 60.0
+    graceful_timeout: float = 30.0
+    keep_alive: float = 5.0
+    max_body_bytes: int = 32 * 1024 * 1024
+    preload: bool = False
+    access_log: bool = False
+    log_level: str = "info"
+
+
+def serve(load: Callable[[], Function], settings: ServeSettings) -> int:
+    """Run the server until SIGTERM (exit 0) or a worker fails to start (its exit code)."""
+    state_dir = Path(tempfile.mkdtemp(prefix="fn-wrapper-serve-"))
+    options = ServeOptions(
+        request_timeout=settings.request_timeout,
+        max_body_bytes=settings.max_body_bytes,
+        concurrency=settings.concurrency,
+        state_dir=state_dir,
+    )
+    application = _Application(ServeApp(load, options), settings, state_dir)
+    master = os.getpid()
+    try:
+        application.run()
+        code = 0
+    except SystemExit as stop:
+        if os.getpid() != master:
+            raise  # a worker's own exit, on its way out of the forked copy of this call
+        code = stop.code if isinstance(stop.code, int) else 1
+    except HaltServer as halt:  # a second worker failing while the master stops for the first
+        code = halt.exit_status
+    failure = read_failure(state_dir)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    if failure is not None:
+        raise _WorkerFailure(failure)
+    if code in (_Arbiter.WORKER_BOOT_ERROR, _Arbiter.APP_LOAD_ERROR):
+        raise WrapperError("a worker failed to start (see the log above)")
+    return code
+
+
+class _WorkerFailure(WrapperError):
+    """A worker could not load the function or run init: its own error, as the master's."""
+
+    def __init__(self, failure: dict[str, Any]) -> None:
+        super().__init__(str(failure.get("message")), details=failure.get("details"))
+        self.exit_code = ExitCode(int(failure.get("exit_code", ExitCode.INTERNAL_ERROR)))
+
+
+class _Application(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: ServeApp, settings: ServeSettings, state_dir: Path) -> None:
+        self.app, self.settings, self.state_dir = app, settings, state_dir
+        self.admin: Optional[AdminServer] = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        settings = self.settings
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        for name, value in {
+            "bind": [f"{host}:{settings.port}"],
+            "workers": settings.workers,
+            "worker_class": ServeWorker,
+            "timeout": math.ceil(settings.request_timeout) + HARD_LIMIT_MARGIN,
+            "graceful_timeout": math.ceil(settings.graceful_timeout),
+            "keepalive": math.ceil(settings.keep_alive),
+            "preload_app": settings.preload,
+            "accesslog": "-" if settings.access_log else None,
+            "loglevel": settings.log_level,
+            "logger_class": _RootLogger,
+            "proc_name": "fn-wrapper",
+            "when_ready": self._when_ready,
+            "child_exit": self._child_exit,
+            "on_exit": self._on_exit,
+        }.items():
+            self.cfg.set(name, value)
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24 writes ~/.gunicorn
+            self.cfg.set("control_socket_disable", True)
+
+    def run(self) -> None:
+        _Arbiter(self).run()
+
+    def load(self) -> ServeApp:
+        if self.settings.preload:
+            self.app.prepare()
+        return self.app
+
+    def _when_ready(self, arbiter: Any) -> None:
+        settings = self.settings
+        self.admin = AdminServer(
+            settings.admin_host,
+            settings.admin_port,
+            self.state_dir,
+            settings.workers,
+            lambda: _live_pids(arbiter),
+        )
+        self.admin.start()
+
+    def _child_exit(self, arbiter: Any, worker: Any) -> None:
+        worker_died(self.state_dir, worker.pid)
+
+    def _on_exit(self, arbiter: Any) -> None:
+        if self.admin is not None:
+            self.admin.stop()
+
+
+class _Arbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, with boot-failure exit codes no user code would pick: a handler
+    calling `os._exit(3)` must cost one worker, not halt the server as a boot failure would."""
+
+    WORKER_BOOT_ERROR = ServeWorker.BOOT_ERROR
+    APP_LOAD_ERROR = ServeWorker.BOOT_ERROR + 1
+
+
+def _live_pids(arbiter: Any) -> list[int]:
+    """The master's current workers (read from the admin thread while the master may change
+    the table: copy it, retrying if it changed mid-copy)."""
+    for _ in range(10):
+        try:
+            return list(arbiter.WORKERS)
+        except RuntimeError:
+            continue
+    return []
+
+
+class _RootLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logs go through the root logger, so they share the runtime's format."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True

@@ -1,0 +1,71 @@
+"""The gunicorn worker class of the serve door: the ASGI app on uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import uvicorn
+from gunicorn.workers.base import Worker
+
+
+class ServeWorker(Worker):  # type: ignore[misc]
+    """Runs uvicorn's server on the sockets gunicorn bound, reporting liveness to the master."""
+
+    BOOT_ERROR = 113  # the master's WORKER_BOOT_ERROR (wrapper.serve.server._Arbiter)
+
+    def init_signals(self) -> None:
+        # uvicorn's server handles SIGTERM / SIGINT itself (a graceful stop); keep USR1 for logs
+        for number in self.SIGNALS:
+            signal.signal(number, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+
+    def run(self) -> None:
+        config = uvicorn.Config(
+            self.wsgi,
+            loop="none",
+            http=_http_parser(),
+            lifespan="on",
+            log_config=None,
+            access_log=bool(self.cfg.accesslog),
+            server_header=False,
+            timeout_keep_alive=self.cfg.keepalive,
+            timeout_notify=self.timeout,
+            callback_notify=self._notify,
+            timeout_graceful_shutdown=self.cfg.graceful_timeout,
+            limit_max_requests=self.max_requests or None,
+        )
+        logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, self.log.loglevel))
+        server = uvicorn.Server(config)
+        loop = _new_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve(sockets=self.sockets))
+        except SystemExit:  # uvicorn exits 3 when startup fails
+            if server.started:
+                raise
+        finally:
+            loop.close()
+        if not server.started:
+            sys.exit(self.BOOT_ERROR)
+
+    async def _notify(self) -> None:
+        self.notify()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _http_parser() -> str:
+    try:
+        import httptools  # noqa: F401 - probing only
+    except ImportError:
+        return "h11"
+    return "httptools"
