@@ -8,25 +8,28 @@ import sys
 import pytest
 
 from wrapper.events import make_event
+from wrapper.plan import FunctionPlan
 from wrapper.prepare import prepare_function
 from wrapper.sources.settings import SourceSettings
 from wrapper.spec.document import validate_document
 
 
-def document(python_version: str, **run: object) -> object:
-    return validate_document(
-        {
-            "function": {
-                "name": "demo",
-                "python_version": python_version,
-                "code": "def init(context, greeting):\n"
-                "    context.user_data.greeting = greeting\n"
-                "def handler(context, event, punctuation):\n"
-                "    return context.user_data.greeting + punctuation\n",
-                "init_function": "init",
-            },
-            "run": run,
-        }
+def document(python_version: str, **run: object) -> FunctionPlan:
+    return FunctionPlan.from_dump(
+        validate_document(
+            {
+                "function": {
+                    "name": "demo",
+                    "python_version": python_version,
+                    "code": "def init(context, greeting):\n"
+                    "    context.user_data.greeting = greeting\n"
+                    "def handler(context, event, punctuation):\n"
+                    "    return context.user_data.greeting + punctuation\n",
+                    "init_function": "init",
+                },
+                "run": run,
+            }
+        ).model_dump(mode="json")
     )
 
 

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from wrapper.cli.options import Settings
 from wrapper.errors import SpecError
+
+if TYPE_CHECKING:
+    from wrapper.spec.background import PendingValidation
 from wrapper.sources.uri import uri_scheme
 
 CODE_FIELDS = ("code", "base64", "code_src")
 SOURCE_SETTINGS = ("handler", "init_function")
 FUNCTION_SETTINGS = ("name", "python_version", "requirements")
 MERGED_SETTINGS = ("parameters", "init_parameters", "inputs")
+
+
+def validate_in_background(settings: Settings) -> PendingValidation:
+    """Start validating these settings' document in a child process; the caller goes on
+    importing what it needs and later asks for `.plan()` (see wrapper.spec.background)."""
+    from wrapper.spec.background import PendingValidation
+
+    return PendingValidation(lambda: build_document(settings))
 
 
 def build_document(settings: Settings) -> Any:
@@ -85,8 +96,12 @@ def _default_name(source: dict[str, Any]) -> str:
 
 def source_settings(settings: Settings, environ: Mapping[str, str]) -> Any:
     """The `SourceSettings` (cache, limits, scoped git credentials) these settings ask for."""
-    from wrapper.sources.archive import ArchiveLimits
-    from wrapper.sources.settings import FetchLimits, SourceSettings, git_credentials_from
+    from wrapper.sources.settings import (
+        ArchiveLimits,
+        FetchLimits,
+        SourceSettings,
+        git_credentials_from,
+    )
 
     return SourceSettings(
         cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,

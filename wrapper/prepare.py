@@ -1,4 +1,4 @@
-"""From a validated run document to a loaded, prepared `Function`: the path every door takes."""
+"""From a function plan to a loaded, prepared `Function`: the path every door takes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from wrapper.context import make_context
 from wrapper.invocation import Function
 from wrapper.loader import load_code
+from wrapper.plan import FunctionPlan
 from wrapper.sources import SourceTree, materialise_source
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ log = logging.getLogger("wrapper.prepare")
 
 
 def prepare_function(
-    document: Any,
+    plan: FunctionPlan,
     *,
     trigger_kind: str,
     source_settings: Optional[SourceSettings] = None,
@@ -30,23 +31,19 @@ def prepare_function(
 ) -> Function:
     """Materialise the source (unless `tree` is the materialised one), import the handler,
     and prepare its calls (init not yet run)."""
-    function = document.function
-    wanted = function.python_version
-    if wanted.version != "{}.{}".format(*sys.version_info[:2]):
+    running = "{}.{}".format(*sys.version_info[:2])
+    if plan.python != running:
         log.warning(
-            "function %s asks for Python %s; running on %s.%s",
-            function.name,
-            wanted.version,
-            *sys.version_info[:2],
+            "function %s asks for Python %s; running on %s", plan.name, plan.python, running
         )
-    tree = tree or materialise_source(function.source, source_settings)
-    code = load_code(tree, function.source.handler, function.source.init_function)
+    tree = tree or materialise_source(plan, source_settings)
+    code = load_code(tree, plan.handler, plan.init_function)
     return Function(
         code,
         make_context(trigger_kind=trigger_kind),
-        parameters=document.run.parameters,
+        parameters=plan.parameters,
         inputs=inputs,
-        init_parameters=document.run.init_parameters,
+        init_parameters=plan.init_parameters,
         reserved=reserved,
         debug=debug,
     )

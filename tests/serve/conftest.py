@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -59,6 +60,7 @@ class Served:
                 env=environ,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: teardown stops workers too
             )
 
     def request(
@@ -132,6 +134,6 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 
     yield start
     for served in started:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(served.process.pid, signal.SIGKILL)
+        served.process.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -255,3 +256,18 @@ def test_preload_runs_init_once_in_the_master(start_server) -> None:
     assert served.get("/")[2] == b"ok"
     assert len(inits(served)) == 1
     assert inits(served)[0] == str(served.process.pid)
+
+
+def test_workers_stop_when_the_master_is_killed(start_server) -> None:
+    served = start_server(FUNCTION, "--workers", "1")
+    worker = int(served.get("/pid")[2])
+    served.process.kill()  # SIGKILL: no chance to stop its workers
+    served.process.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"worker {worker} outlived its master")

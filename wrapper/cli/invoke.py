@@ -22,15 +22,17 @@ OPTIONS = (
 
 def run(settings: Settings) -> int:
     """Load the function, run init, send one event, print the body; exit 1 on a 5xx status."""
-    from wrapper.config import build_document, source_settings
+    from wrapper.config import source_settings, validate_in_background
+
+    pending = validate_in_background(settings)  # overlaps the imports below (start-up time)
     from wrapper.events import make_event
     from wrapper.prepare import prepare_function
 
-    document = build_document(settings)
-    if document.run.inputs:
+    plan = pending.plan()
+    if plan.inputs:
         raise SpecError("run.inputs: entity inputs are resolved by the job door (fn-wrapper job)")
     function = prepare_function(
-        document,
+        plan,
         trigger_kind="http",
         source_settings=source_settings(settings, os.environ),
         debug=bool(settings.debug),

@@ -56,20 +56,22 @@ OPTIONS = (
 
 def run(settings: Settings) -> int:
     """Materialise the code once, then serve until SIGTERM; exit 0, or a worker's exit code."""
-    from wrapper.config import build_document, source_settings
+    from wrapper.config import source_settings, validate_in_background
+
+    pending = validate_in_background(settings)  # overlaps the imports below (cold start)
     from wrapper.invocation import Function
     from wrapper.prepare import prepare_function
     from wrapper.serve.server import ServeSettings, serve
     from wrapper.sources import materialise_source
 
-    document = build_document(settings)
-    if document.run.inputs:
+    plan = pending.plan()
+    if plan.inputs:
         raise SpecError("run.inputs: entity inputs are resolved by the job door (fn-wrapper job)")
-    tree = materialise_source(document.function.source, source_settings(settings, os.environ))
+    tree = materialise_source(plan, source_settings(settings, os.environ))
     debug = bool(settings.debug)
 
     def load() -> Function:
-        return prepare_function(document, trigger_kind="http", tree=tree, debug=debug)
+        return prepare_function(plan, trigger_kind="http", tree=tree, debug=debug)
 
     return serve(
         load,

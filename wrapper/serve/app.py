@@ -6,11 +6,12 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -36,6 +37,8 @@ class ServeOptions:
     max_body_bytes: int = 32 * 1024 * 1024
     concurrency: int = 1
     state_dir: Optional[Path] = None  # metrics and readiness (None: not counted)
+    recycle: Callable[[], None] = field(default=lambda: _stop_this_worker())
+    """Called after a response when the worker must be replaced (a sync call timed out)."""
 
 
 class RequestTimedOut(BaseException):
@@ -80,7 +83,7 @@ class ServeApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self._start()
+                    await self.start()
                 except BaseException as exc:  # reported, then the worker stops
                     await send({"type": "lifespan.startup.failed", "message": _failure(exc, self)})
                     return
@@ -91,7 +94,8 @@ class ServeApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _start(self) -> None:
+    async def start(self) -> None:
+        """Load the function and run init (unless pre-loaded), then count as ready."""
         if self.function is None:
             self._started_at = time.perf_counter()
             self.function = self._load()
@@ -103,7 +107,7 @@ class ServeApp:
         self._limit = asyncio.Semaphore(options.concurrency)
         if not function.needs_loop and options.concurrency > 1:
             self._threads = ThreadPoolExecutor(options.concurrency, "handler")
-        elif not function.needs_loop:
+        elif not function.needs_loop and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGALRM, _time_out)
             self._alarm = True
         if self._metrics is not None:
@@ -135,7 +139,7 @@ class ServeApp:
             if reply.stream is None:
                 await _send_whole(send, reply, event.id)
             else:
-                await self._send_stream(send, reply, event)
+                status = await self._send_stream(send, reply, event)
         finally:
             if metrics is not None:
                 metrics.finished(status, time.perf_counter() - started)
@@ -174,35 +178,37 @@ class ServeApp:
         return _problem(504, "handler timed out", event.id)
 
     def _recycle(self) -> None:
-        """Stop taking requests and exit once in-flight ones are answered (SIGTERM to self);
-        the master starts a fresh worker, which runs init again."""
         self._recycling = False
-        os.kill(os.getpid(), signal.SIGTERM)
+        self.options.recycle()
 
-    async def _send_stream(self, send: Send, reply: Reply, event: Any) -> None:
-        """Send a generator's chunks as they come; its first chunk sets the content type."""
+    async def _send_stream(self, send: Send, reply: Reply, event: Any) -> int:
+        """Send a generator's chunks as they come (the first sets the content type), within
+        the request timeout; returns the status sent."""
         chunks = _chunks(reply.stream, self.options.request_timeout, self._alarm)
         try:
             first = await chunks.__anext__()
         except StopAsyncIteration:
             first = None
+        except (asyncio.TimeoutError, RequestTimedOut):
+            await _send_whole(send, self._timed_out(event, recycle=self._alarm), event.id)
+            return 504
         except Exception as exc:  # failed before any byte went out
-            await _send_whole(send, self._stream_failed(exc, event), event.id)
-            return
+            failed = self._stream_failed(exc, event)
+            await _send_whole(send, failed, event.id)
+            return failed.status
         content_type = reply.content_type or chunk_content_type(first)
         await send(_start_message(reply.status, content_type, None, event.id, reply.headers))
         if first is not None:
-            await send(
-                {"type": "http.response.body", "body": encode_chunk(first), "more_body": True}
-            )
+            await send(_body_message(first))
         try:
             async for chunk in chunks:
-                await send(
-                    {"type": "http.response.body", "body": encode_chunk(chunk), "more_body": True}
-                )
-        except Exception as exc:  # headers are gone: log, end the stream
+                await send(_body_message(chunk))
+        except (asyncio.TimeoutError, RequestTimedOut):  # headers are gone: end the stream
+            self._timed_out(event, recycle=self._alarm)
+        except Exception as exc:
             self._stream_failed(exc, event)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return reply.status
 
     def _stream_failed(self, exc: BaseException, event: Any) -> Reply:
         assert self.function is not None
@@ -210,25 +216,38 @@ class ServeApp:
 
 
 async def _chunks(stream: Any, timeout: float, alarm: bool) -> Any:
-    """The stream's chunks, async; a sync generator's steps are bounded by SIGALRM."""
-    if hasattr(stream, "__anext__"):
-        async for chunk in stream:
-            if chunk is not None:
-                yield chunk
-        return
+    """The stream's chunks (None chunks skipped) until `timeout` seconds from now: an async
+    generator's steps are bounded by wait_for, a sync one's by SIGALRM when `alarm`."""
     deadline = time.monotonic() + timeout
     while True:
-        if alarm:
-            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001))
-        try:
-            chunk = next(stream)
-        except StopIteration:
-            return
-        finally:
+        left = max(deadline - time.monotonic(), 0.001)
+        if hasattr(stream, "__anext__"):
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), left)
+            except StopAsyncIteration:
+                return
+        else:
             if alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.setitimer(signal.ITIMER_REAL, left)
+            try:
+                chunk = next(stream)
+            except StopIteration:
+                return
+            finally:
+                if alarm:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
         if chunk is not None:
             yield chunk
+
+
+def _body_message(chunk: Any) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": encode_chunk(chunk), "more_body": True}
+
+
+def _stop_this_worker() -> None:
+    """Stop taking requests and exit once in-flight ones are answered (SIGTERM to self);
+    the master starts a fresh worker, which runs init again."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _time_out(signum: int, frame: Any) -> None:

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 import uvicorn
+
+# Imported here, in the master, rather than by each worker at boot: uvicorn loads its
+# protocol classes lazily, which would put them on every worker's start-up path.
+import uvicorn.lifespan.on
+import uvicorn.protocols.http.httptools_impl
 from gunicorn.workers.base import Worker
+
+NOTIFY_SECONDS = 1.0
+"""How often a worker tells the master it is alive (and checks the master still is)."""
 
 
 class ServeWorker(Worker):  # type: ignore[misc]
@@ -31,14 +40,15 @@ class ServeWorker(Worker):  # type: ignore[misc]
             log_config=None,
             access_log=bool(self.cfg.accesslog),
             server_header=False,
+            proxy_headers=False,
             timeout_keep_alive=self.cfg.keepalive,
-            timeout_notify=self.timeout,
+            timeout_notify=min(self.timeout, NOTIFY_SECONDS),
             callback_notify=self._notify,
             timeout_graceful_shutdown=self.cfg.graceful_timeout,
             limit_max_requests=self.max_requests or None,
         )
         logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, self.log.loglevel))
-        server = uvicorn.Server(config)
+        server = self._server = uvicorn.Server(config)
         loop = _new_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -52,7 +62,11 @@ class ServeWorker(Worker):  # type: ignore[misc]
             sys.exit(self.BOOT_ERROR)
 
     async def _notify(self) -> None:
+        """Tell the master this worker is alive; stop if the master is gone (orphaned)."""
         self.notify()
+        if os.getppid() != self.ppid:
+            self.log.warning("the master (pid %s) is gone: stopping this worker", self.ppid)
+            self._server.should_exit = True
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

@@ -13,11 +13,16 @@ if TYPE_CHECKING:
 
 
 class SourceFields(Protocol):
-    """The source fields of a function spec (a `SourceSpec` or anything shaped like it)."""
+    """The source fields of a function spec (a `SourceSpec`, a `FunctionPlan`, ...)."""
 
-    code_src: Optional[str]
-    code: Optional[str]
-    base64: Optional[str]
+    @property
+    def code_src(self) -> Optional[str]: ...
+
+    @property
+    def code(self) -> Optional[str]: ...
+
+    @property
+    def base64(self) -> Optional[str]: ...
 
 
 @dataclass(frozen=True)

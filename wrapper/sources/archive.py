@@ -13,11 +13,11 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Optional, Protocol, Union, cast
 
 from wrapper.errors import UnsafeArchiveError
+from wrapper.sources.settings import ArchiveLimits
 
 _CHUNK = 64 * 1024
 _MAX_LINK_TARGET = 4096
@@ -36,14 +36,6 @@ class _Readable(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
 
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Caps applied while unpacking."""
-
-    max_members: int = 20_000
-    max_unpacked_bytes: int = 512 * 1024 * 1024
-
-
 def archive_kind(head: bytes) -> Optional[str]:
     """Kind of archive from its first bytes: "zip", "tar", "tar.gz", "tar.bz2", "tar.xz" or None."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -55,9 +47,10 @@ def archive_kind(head: bytes) -> Optional[str]:
 
 
 def unpack_archive(
-    archive: Union[Path, BinaryIO], dest: Path, limits: ArchiveLimits = ArchiveLimits()
+    archive: Union[Path, BinaryIO], dest: Path, limits: Optional[ArchiveLimits] = None
 ) -> list[str]:
     """Unpack a zip or tar archive into the empty folder dest; the regular files written, sorted."""
+    limits = limits or ArchiveLimits()
     try:
         if isinstance(archive, Path):
             with archive.open("rb") as file:

@@ -27,9 +27,9 @@ from dulwich.repo import Repo
 
 from wrapper.errors import SourceError, UnsafeArchiveError
 from wrapper.sources import SourceTree
-from wrapper.sources.archive import ArchiveLimits, SafeTree
+from wrapper.sources.archive import SafeTree
 from wrapper.sources.cache import CodeCache
-from wrapper.sources.settings import FetchLimits, SourceSettings, origin_of
+from wrapper.sources.settings import ArchiveLimits, FetchLimits, SourceSettings, origin_of
 from wrapper.sources.uri import SourceURI
 
 if TYPE_CHECKING:

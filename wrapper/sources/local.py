@@ -6,7 +6,6 @@ from pathlib import Path
 
 from wrapper.errors import SourceError
 from wrapper.sources import SourceTree
-from wrapper.sources.blob import tree_from_file
 from wrapper.sources.settings import SourceSettings
 from wrapper.sources.uri import SourceURI
 
@@ -20,4 +19,9 @@ def materialise_local(uri: SourceURI, settings: SourceSettings) -> SourceTree:
         return SourceTree(path.resolve())
     if not path.exists():
         raise SourceError(f"code_src {uri.shown!r}: no such file or folder")
+    if path.suffix == ".py" and not uri.sha256:
+        resolved = path.resolve()  # the common case, without the archive machinery
+        return SourceTree(resolved.parent, single_file=resolved.name)
+    from wrapper.sources.blob import tree_from_file
+
     return tree_from_file(path, uri, settings, in_place=True)

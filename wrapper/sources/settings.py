@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
-from wrapper.sources.archive import ArchiveLimits
-
 MiB = 1024 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -23,6 +21,14 @@ class FetchLimits:
     total_timeout: float = 300.0
     max_download_bytes: int = 256 * MiB
     max_redirects: int = 5
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Caps applied while unpacking."""
+
+    max_members: int = 20_000
+    max_unpacked_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
