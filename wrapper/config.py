@@ -24,12 +24,12 @@ FUNCTION_SETTINGS = ("name", "python_version", "requirements")
 MERGED_SETTINGS = ("parameters", "init_parameters", "inputs")
 
 
-def validate_in_background(settings: Settings) -> PendingValidation:
+def validate_in_background(settings: Settings, folder: Optional[Path] = None) -> PendingValidation:
     """Start validating these settings' document in a child process; the caller goes on
     importing what it needs and later asks for `.plan()` (see wrapper.spec.background)."""
     from wrapper.spec.background import PendingValidation
 
-    return PendingValidation(lambda: build_document(settings))
+    return PendingValidation(lambda: build_document(settings), str(folder) if folder else None)
 
 
 def build_document(settings: Settings) -> Any:

@@ -35,7 +35,12 @@ class Served:
         (workdir / "main.py").write_text(textwrap.dedent(code).lstrip())
         self.port, self.admin_port = free_port(), free_port()
         environ = {k: v for k, v in os.environ.items() if not k.startswith("FN_WRAPPER_")}
-        environ.update(XDG_CACHE_HOME=str(workdir / "cache"), STATE_DIR=str(workdir), **(env or {}))
+        environ.update(
+            XDG_CACHE_HOME=str(workdir / "cache"),
+            STATE_DIR=str(workdir),
+            TMPDIR=str(workdir),
+            **(env or {}),
+        )
         self.log_path = workdir / "server.log"
         with self.log_path.open("wb") as log:  # a file, never a pipe that could fill up
             self.process = subprocess.Popen(
@@ -133,7 +138,11 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         return served
 
     yield start
-    for served in started:
+    for served in started:  # a graceful stop first, so the server removes its state folder
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(served.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            served.process.wait(15)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(served.process.pid, signal.SIGKILL)
         served.process.wait()

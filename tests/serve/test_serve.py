@@ -185,12 +185,18 @@ def _answers(served, path: str) -> bool:  # type: ignore[no-untyped-def]
             2,
             "handler argument(s) 'table' get no value",
         ),
+        (
+            "def handler(context, event):\n    return 'x'\n",
+            2,
+            "function.python_version: 'PYTHON3_8' is not one of PYTHON3_9",
+        ),
     ],
 )
 def test_a_worker_that_cannot_start_stops_the_server_with_its_exit_code(
     start_server, code: str, exit_code: int, message: str
 ) -> None:
-    served = start_server(code, ready=False)
+    bad_spec = ("--python-version", "PYTHON3_8") if "python_version" in message else ()
+    served = start_server(code, *bad_spec, ready=False)
     assert served.process.wait(60) == exit_code
     log = served.stderr()
     assert "fn-wrapper serve: error: " in log and message in log

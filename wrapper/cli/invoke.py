@@ -28,7 +28,10 @@ def run(settings: Settings) -> int:
     from wrapper.events import make_event
     from wrapper.prepare import prepare_function
 
-    plan = pending.plan()
+    try:
+        plan = pending.plan()
+    finally:
+        pending.close()
     if plan.inputs:
         raise SpecError("run.inputs: entity inputs are resolved by the job door (fn-wrapper job)")
     function = prepare_function(

@@ -55,23 +55,31 @@ OPTIONS = (
 
 
 def run(settings: Settings) -> int:
-    """Materialise the code once, then serve until SIGTERM; exit 0, or a worker's exit code."""
-    from wrapper.config import source_settings, validate_in_background
+    """Serve until SIGTERM; exit 0, or the exit code of a worker that could not start.
 
-    pending = validate_in_background(settings)  # overlaps the imports below (cold start)
+    The spec is validated in a child process while the master imports its stack and starts
+    gunicorn; each worker waits for the verdict before it loads the code (a bad spec stops
+    the server with exit code 2 before any request is served).
+    """
+    from wrapper.config import source_settings, validate_in_background
+    from wrapper.serve.state import new_state_dir
+
+    state_dir = new_state_dir()
+    validation = validate_in_background(settings, state_dir)  # overlaps imports, worker boot
     from wrapper.invocation import Function
     from wrapper.prepare import prepare_function
     from wrapper.serve.server import ServeSettings, serve
-    from wrapper.sources import materialise_source
 
-    plan = pending.plan()
-    if plan.inputs:
-        raise SpecError("run.inputs: entity inputs are resolved by the job door (fn-wrapper job)")
-    tree = materialise_source(plan, source_settings(settings, os.environ))
+    fetch = source_settings(settings, os.environ)
     debug = bool(settings.debug)
 
     def load() -> Function:
-        return prepare_function(plan, trigger_kind="http", tree=tree, debug=debug)
+        plan = validation.plan()
+        if plan.inputs:
+            raise SpecError(
+                "run.inputs: entity inputs are resolved by the job door (fn-wrapper job)"
+            )
+        return prepare_function(plan, trigger_kind="http", source_settings=fetch, debug=debug)
 
     return serve(
         load,
@@ -90,4 +98,5 @@ def run(settings: Settings) -> int:
             access_log=bool(settings.access_log),
             log_level=settings.log_level,
         ),
+        state_dir,
     )

@@ -19,8 +19,8 @@ from wrapper.errors import ExitCode, WrapperError
 from wrapper.events import make_event
 from wrapper.invocation import Function
 from wrapper.reply import JSON, Reply, chunk_content_type, dump_json, encode_chunk
-from wrapper.serve.failure import record_failure
 from wrapper.serve.metrics import WorkerMetrics
+from wrapper.serve.state import record_failure
 
 log = logging.getLogger("wrapper.serve")
 

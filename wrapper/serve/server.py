@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -25,8 +24,8 @@ from wrapper.errors import ExitCode, WrapperError
 from wrapper.invocation import Function
 from wrapper.serve.admin import AdminServer
 from wrapper.serve.app import ServeApp, ServeOptions
-from wrapper.serve.failure import read_failure
 from wrapper.serve.metrics import worker_died
+from wrapper.serve.state import read_failure
 from wrapper.serve.worker import ServeWorker
 
 log = logging.getLogger("wrapper.serve")
@@ -54,9 +53,9 @@ class ServeSettings:
     log_level: str = "info"
 
 
-def serve(load: Callable[[], Function], settings: ServeSettings) -> int:
-    """Run the server until SIGTERM (exit 0) or a worker fails to start (its exit code)."""
-    state_dir = Path(tempfile.mkdtemp(prefix="fn-wrapper-serve-"))
+def serve(load: Callable[[], Function], settings: ServeSettings, state_dir: Path) -> int:
+    """Run the server until SIGTERM (exit 0) or a worker fails to start (its exit code);
+    `state_dir` (from wrapper.serve.state.new_state_dir) is removed at the end."""
     options = ServeOptions(
         request_timeout=settings.request_timeout,
         max_body_bytes=settings.max_body_bytes,

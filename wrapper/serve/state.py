@@ -1,4 +1,5 @@
-"""Why a worker could not start, left for the master (gunicorn only says "failed to boot")."""
+"""The server's private state folder: workers' metrics and readiness files, the validated
+spec, and why a worker could not start (gunicorn itself only says "failed to boot")."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 _NAME = "failure.json"
+
+
+def new_state_dir() -> Path:
+    """A private folder (mode 0700) for one server run, removed when the server stops."""
+    return Path(tempfile.mkdtemp(prefix="fn-wrapper-serve-"))
 
 
 def record_failure(folder: Path, exit_code: int, message: str, details: Optional[str]) -> None:
