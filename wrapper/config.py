@@ -9,27 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from wrapper.cli.options import Settings
 from wrapper.errors import SpecError
-
-if TYPE_CHECKING:
-    from wrapper.spec.background import PendingValidation
 from wrapper.sources.uri import uri_scheme
 
 CODE_FIELDS = ("code", "base64", "code_src")
 SOURCE_SETTINGS = ("handler", "init_function")
 FUNCTION_SETTINGS = ("name", "python_version", "requirements")
 MERGED_SETTINGS = ("parameters", "init_parameters", "inputs")
-
-
-def validate_in_background(settings: Settings, folder: Optional[Path] = None) -> PendingValidation:
-    """Start validating these settings' document in a child process; the caller goes on
-    importing what it needs and later asks for `.plan()` (see wrapper.spec.background)."""
-    from wrapper.spec.background import PendingValidation
-
-    return PendingValidation(lambda: build_document(settings), str(folder) if folder else None)
 
 
 def build_document(settings: Settings) -> Any:

@@ -22,9 +22,10 @@ OPTIONS = (
 
 def run(settings: Settings) -> int:
     """Load the function, run init, send one event, print the body; exit 1 on a 5xx status."""
-    from wrapper.config import source_settings, validate_in_background
+    from wrapper.config import source_settings
+    from wrapper.spec.background import validate
 
-    pending = validate_in_background(settings)  # overlaps the imports below (start-up time)
+    pending = validate(settings)  # overlaps the imports below (start-up time)
     from wrapper.events import make_event
     from wrapper.prepare import prepare_function
 

@@ -148,10 +148,10 @@ class Settings:
     layers: dict[str, str]
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        values = self.__dict__.get("values")  # absent while unpickling
+        if values is None or name not in values:
+            raise AttributeError(name)
+        return values[name]
 
 
 def resolve(

@@ -61,11 +61,11 @@ def run(settings: Settings) -> int:
     gunicorn; each worker waits for the verdict before it loads the code (a bad spec stops
     the server with exit code 2 before any request is served).
     """
-    from wrapper.config import source_settings, validate_in_background
+    from wrapper.config import source_settings
     from wrapper.serve.state import new_state_dir
+    from wrapper.spec.background import validate
 
-    state_dir = new_state_dir()
-    validation = validate_in_background(settings, state_dir)  # overlaps imports, worker boot
+    validation = validate(settings)  # overlaps the imports below and the worker's boot
     from wrapper.invocation import Function
     from wrapper.prepare import prepare_function
     from wrapper.serve.server import ServeSettings, serve
@@ -81,22 +81,25 @@ def run(settings: Settings) -> int:
             )
         return prepare_function(plan, trigger_kind="http", source_settings=fetch, debug=debug)
 
-    return serve(
-        load,
-        ServeSettings(
-            host=settings.host,
-            port=settings.port,
-            admin_host=settings.admin_host or settings.host,
-            admin_port=settings.admin_port,
-            workers=settings.workers or os.cpu_count() or 1,
-            concurrency=settings.concurrency,
-            request_timeout=settings.timeout,
-            graceful_timeout=settings.graceful_timeout,
-            keep_alive=settings.keep_alive,
-            max_body_bytes=settings.max_body_size,
-            preload=bool(settings.preload),
-            access_log=bool(settings.access_log),
-            log_level=settings.log_level,
-        ),
-        state_dir,
-    )
+    try:
+        return serve(
+            load,
+            ServeSettings(
+                host=settings.host,
+                port=settings.port,
+                admin_host=settings.admin_host or settings.host,
+                admin_port=settings.admin_port,
+                workers=settings.workers or os.cpu_count() or 1,
+                concurrency=settings.concurrency,
+                request_timeout=settings.timeout,
+                graceful_timeout=settings.graceful_timeout,
+                keep_alive=settings.keep_alive,
+                max_body_bytes=settings.max_body_size,
+                preload=bool(settings.preload),
+                access_log=bool(settings.access_log),
+                log_level=settings.log_level,
+            ),
+            new_state_dir(),
+        )
+    finally:
+        validation.close()

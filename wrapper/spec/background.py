@@ -1,9 +1,11 @@
 """Validate the run document in a forked child while the caller goes on starting up.
 
-Importing pydantic and building the models costs ~0.25 s here; done in a child process it
-overlaps the caller's own imports (gunicorn, uvicorn, nuclio-sdk), and the caller gets the
-validated document as JSON, never importing pydantic itself. The answer is a file, so every
-process forked from the caller meanwhile (serve workers) can read it too.
+Importing pydantic and building the spec models costs ~0.25 s here. A door that cares about
+start-up calls `prewarm()` first thing: a child process forks and imports them while the
+parent parses its arguments and imports its own stack (gunicorn, uvicorn, nuclio-sdk); then
+`validate(settings)` hands the child the settings, and `plan()` reads the verdict. The verdict
+is a file, so every process forked from the caller meanwhile (serve workers) can read it too;
+the parent never imports pydantic.
 """
 
 from __future__ import annotations
@@ -11,39 +13,47 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from wrapper.errors import SpecError, WrapperError
 from wrapper.plan import FunctionPlan
 
+_warm: Optional[_Validator] = None
+
+
+def prewarm() -> None:
+    """Fork the validator now, before arguments are parsed (a no-op without fork)."""
+    global _warm
+    if _warm is None and hasattr(os, "fork"):
+        _warm = _Validator()
+
+
+def validate(settings: Any) -> PendingValidation:
+    """Validate the document these settings describe in the (pre-warmed) validator."""
+    global _warm
+    validator, _warm = _warm, None
+    if validator is None and not hasattr(os, "fork"):
+        return PendingValidation(None, _answer(settings))
+    validator = validator or _Validator()
+    validator.submit(settings)
+    return PendingValidation(validator, None)
+
 
 class PendingValidation:
-    """A document being validated by `build()` in a child process; `plan()` waits for it."""
+    """A document under validation; `plan()` waits for the verdict."""
 
-    def __init__(self, build: Callable[[], Any], folder: Optional[str] = None) -> None:
-        """Start `build()` in a child; its answer goes to a file in `folder` (default: the
-        temp dir), which `close()` removes."""
-        self._answer: Optional[dict[str, Any]] = None
-        if not hasattr(os, "fork"):
-            self._answer = _answer(build)
-            return
-        handle, self._path = tempfile.mkstemp(prefix="spec-", suffix=".json", dir=folder)
-        os.close(handle)
-        self._owner = os.getpid()
-        self._done, finished = os.pipe()  # EOF on `_done` once the child has answered
-        self._pid = os.fork()
-        if self._pid == 0:  # the child: validate, answer, leave without any cleanup
-            os.close(self._done)
-            with open(self._path, "w") as out:
-                json.dump(_answer(build), out)
-            os._exit(0)
-        os.close(finished)
+    def __init__(self, validator: Optional[_Validator], answer: Optional[dict[str, Any]]):
+        self._validator, self._answer = validator, answer
 
     def plan(self) -> FunctionPlan:
         """The validated document's function plan; a bad document raises SpecError."""
-        answer = self._wait()
+        if self._answer is None:
+            assert self._validator is not None
+            self._answer = self._validator.verdict()
+        answer = self._answer
         if "document" in answer:
             return FunctionPlan.from_dump(answer["document"])
         if "error" in answer:
@@ -51,26 +61,71 @@ class PendingValidation:
         raise WrapperError(f"internal error while validating the spec: {answer['internal']}")
 
     def close(self) -> None:
-        """Remove the answer file (only the process that started the validation does)."""
-        if hasattr(self, "_path") and os.getpid() == self._owner:
+        """Remove the verdict file (only the process that started the validation does)."""
+        if self._validator is not None:
+            self._validator.remove()
+
+
+class _Validator:
+    """A child process that imports the spec models at once, then validates what it is sent."""
+
+    def __init__(self) -> None:
+        handle, self.path = tempfile.mkstemp(prefix="fn-wrapper-spec-", suffix=".json")
+        os.close(handle)
+        self.owner = os.getpid()
+        requests, self._request = os.pipe()
+        self._done, done = os.pipe()  # EOF on `_done` once the child has answered and left
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self._request)
+            os.close(self._done)
+            _child(requests, self.path)
+        os.close(requests)
+        os.close(done)
+
+    def submit(self, settings: Any) -> None:
+        with os.fdopen(self._request, "wb") as out:
+            pickle.dump(settings, out)
+
+    def verdict(self) -> dict[str, Any]:
+        while os.read(self._done, 1):
+            pass
+        with contextlib.suppress(ChildProcessError):  # a forked worker has no child to reap
+            os.waitpid(self.pid, 0)
+        with open(self.path) as stream:
+            text = stream.read()
+        return json.loads(text) if text else {"internal": "the validator died"}
+
+    def remove(self) -> None:
+        if os.getpid() == self.owner:
             with contextlib.suppress(OSError):
-                os.unlink(self._path)
-
-    def _wait(self) -> dict[str, Any]:
-        if self._answer is None:
-            while os.read(self._done, 1):
-                pass
-            with contextlib.suppress(ChildProcessError):  # a forked worker has none to reap
-                os.waitpid(self._pid, 0)
-            with open(self._path) as stream:
-                text = stream.read()
-            self._answer = json.loads(text) if text else {"internal": "the validator died"}
-        return self._answer
+                os.unlink(self.path)
 
 
-def _answer(build: Callable[[], Any]) -> dict[str, Any]:
+def _child(requests: int, path: str) -> None:
+    """The validator's life: warm up, wait for settings (none: the parent gave up), answer,
+    and leave by os._exit whatever happens (never back into the parent's code)."""
     try:
-        return {"document": build().model_dump(mode="json")}
+        with contextlib.suppress(Exception):
+            import wrapper.spec.models  # noqa: F401 - the slow part, while the parent works
+        with os.fdopen(requests, "rb") as stream:
+            data = stream.read()
+        if data:
+            try:
+                answer = _answer(pickle.loads(data))
+            except BaseException:
+                answer = {"internal": traceback.format_exc()}
+            with open(path, "w") as out:
+                json.dump(answer, out)
+    finally:
+        os._exit(0)
+
+
+def _answer(settings: Any) -> dict[str, Any]:
+    from wrapper.config import build_document
+
+    try:
+        return {"document": build_document(settings).model_dump(mode="json")}
     except SpecError as exc:
         return {"error": exc.message}
     except Exception:
