@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from wrapper import __version__
-from wrapper.cli.options import COMMON_OPTIONS, resolve
 from wrapper.errors import ExitCode, WrapperError
+
+if TYPE_CHECKING:
+    import argparse
 
 COMMANDS = {
     "serve": "serve the function over HTTP (gunicorn + uvicorn workers, admin endpoints)",
     "invoke": "run one event through the function without a server and print the response",
 }
 """Subcommand name → summary; each lives in `wrapper.cli.<name>` with OPTIONS and run()."""
+
+PREWARMED = ("serve", "invoke")
+"""Commands whose spec validation starts in a child before their arguments are parsed."""
 
 EPILOG = """\
 Every flag has an environment twin FN_WRAPPER_<FLAG> (e.g. --code-src: FN_WRAPPER_CODE_SRC);
@@ -29,6 +33,10 @@ materialised or imported, 4 init failed, 5 internal error (a bug: please report 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand, with env twins and defaults in each flag's help."""
+    import argparse
+
+    from wrapper.cli.options import COMMON_OPTIONS
+
     parser = argparse.ArgumentParser(
         prog="fn-wrapper",
         description="Run a Python function behind HTTP, the Nuclio processor, or as a job.",
@@ -52,10 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run one subcommand; errors print one clear message and map to the exit-code table."""
+    """Run one subcommand; errors print one clear message and map to the exit-code table.
+
+    A command in PREWARMED forks its spec validator first of all, before the argument
+    machinery is even imported, so the validator's imports overlap everything else.
+    """
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in PREWARMED:
+        from wrapper.spec.background import prewarm
+
+        prewarm()
     args = build_parser().parse_args(argv)
     command = importlib.import_module(f"wrapper.cli.{args.command}")
     prog = f"fn-wrapper {args.command}"
+    from wrapper.cli.options import COMMON_OPTIONS, resolve
+
     try:
         settings = resolve(args, (*command.OPTIONS, *COMMON_OPTIONS), os.environ)
         from wrapper.logs import configure_logging

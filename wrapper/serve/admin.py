@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,8 +39,8 @@ class AdminServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        server = _HTTPServer6 if ":" in host else _HTTPServer
+        self.httpd = server((host, port), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="admin", daemon=True)
 
     def start(self) -> None:
@@ -47,7 +49,8 @@ class AdminServer:
         log.info("admin endpoints on http://%s:%s (/live, /ready, /metrics)", host, port)
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self.thread.is_alive():
+            self.httpd.shutdown()
         self.httpd.server_close()
 
     def answer(self, path: str) -> tuple[int, str, bytes]:
@@ -75,3 +78,18 @@ class AdminServer:
             self._registry = CollectorRegistry()
             self._registry.register(Collector(self.state_dir, self.live))
         return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """http.server's threading server without its reverse DNS lookup at bind (`getfqdn`),
+    which can stall a pod's start for as long as the cluster DNS takes to answer."""
+
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6

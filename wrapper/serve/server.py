@@ -1,6 +1,7 @@
 """`fn-wrapper serve`'s process model: gunicorn embedded through its application API.
 
-The master binds the port, starts the admin endpoints in a thread, and keeps `workers`
+The master binds both ports first (a port in use is one clear error, at once, rather than
+gunicorn's five retries), starts the admin endpoints in a thread, and keeps `workers`
 processes alive; each worker loads the function after fork (unless pre-loading) and serves
 the ASGI app on uvicorn. A worker that dies is replaced and runs init again.
 """
@@ -11,6 +12,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -19,8 +21,9 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.errors import HaltServer
+from gunicorn.sock import create_sockets
 
-from wrapper.errors import ExitCode, WrapperError
+from wrapper.errors import ExitCode, SpecError, WrapperError
 from wrapper.invocation import Function
 from wrapper.serve.admin import AdminServer
 from wrapper.serve.app import ServeApp, ServeOptions
@@ -62,10 +65,22 @@ def serve(load: Callable[[], Function], settings: ServeSettings, state_dir: Path
         concurrency=settings.concurrency,
         state_dir=state_dir,
     )
+    listener = _bind(settings.host, settings.port, "--port")
     application = _Application(ServeApp(load, options), settings, state_dir)
+    try:
+        application.admin = AdminServer(
+            settings.admin_host,
+            settings.admin_port,
+            state_dir,
+            settings.workers,
+            application.live_pids,
+        )
+    except OSError as exc:
+        listener.close()
+        raise _bind_error(settings.admin_host, settings.admin_port, "--admin-port", exc) from None
     master = os.getpid()
     try:
-        application.run()
+        application.run(listener)
         code = 0
     except SystemExit as stop:
         if os.getpid() != master:
@@ -80,6 +95,23 @@ def serve(load: Callable[[], Function], settings: ServeSettings, state_dir: Path
     if code in (_Arbiter.WORKER_BOOT_ERROR, _Arbiter.APP_LOAD_ERROR):
         raise WrapperError("a worker failed to start (see the log above)")
     return code
+
+
+def _bind(host: str, port: int, flag: str) -> socket.socket:
+    """A TCP socket bound to host:port (gunicorn makes it listen)."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise _bind_error(host, port, flag, exc) from None
+    return listener
+
+
+def _bind_error(host: str, port: int, flag: str, exc: OSError) -> SpecError:
+    reason = (exc.strerror or str(exc)).lower()
+    return SpecError(f"{flag}: cannot listen on {host}:{port}: {reason}")
 
 
 class _WorkerFailure(WrapperError):
@@ -119,8 +151,20 @@ class _Application(BaseApplication):  # type: ignore[misc]
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24 writes ~/.gunicorn
             self.cfg.set("control_socket_disable", True)
 
-    def run(self) -> None:
-        _Arbiter(self).run()
+    def run(self, listener: socket.socket) -> None:
+        self.arbiter = _Arbiter(self)
+        self.arbiter.LISTENERS = create_sockets(self.cfg, self.arbiter.log, [listener.detach()])
+        self.arbiter.run()
+
+    def live_pids(self) -> list[int]:
+        """The master's current workers (read from the admin thread while the master may
+        change the table: copy it, retrying if it changed mid-copy)."""
+        for _ in range(10):
+            try:
+                return list(self.arbiter.WORKERS)
+            except RuntimeError:
+                continue
+        return []
 
     def load(self) -> ServeApp:
         if self.settings.preload:
@@ -128,15 +172,8 @@ class _Application(BaseApplication):  # type: ignore[misc]
         return self.app
 
     def _when_ready(self, arbiter: Any) -> None:
-        settings = self.settings
-        self.admin = AdminServer(
-            settings.admin_host,
-            settings.admin_port,
-            self.state_dir,
-            settings.workers,
-            lambda: _live_pids(arbiter),
-        )
-        self.admin.start()
+        if self.admin is not None:
+            self.admin.start()
 
     def _child_exit(self, arbiter: Any, worker: Any) -> None:
         worker_died(self.state_dir, worker.pid)
@@ -152,17 +189,6 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
 
     WORKER_BOOT_ERROR = ServeWorker.BOOT_ERROR
     APP_LOAD_ERROR = ServeWorker.BOOT_ERROR + 1
-
-
-def _live_pids(arbiter: Any) -> list[int]:
-    """The master's current workers (read from the admin thread while the master may change
-    the table: copy it, retrying if it changed mid-copy)."""
-    for _ in range(10):
-        try:
-            return list(arbiter.WORKERS)
-        except RuntimeError:
-            continue
-    return []
 
 
 class _RootLogger(glogging.Logger):  # type: ignore[misc]

@@ -16,6 +16,11 @@ import uvicorn.lifespan.on
 import uvicorn.protocols.http.httptools_impl
 from gunicorn.workers.base import Worker
 
+try:
+    import uvloop
+except ImportError:  # a platform without uvloop: asyncio's own loop
+    uvloop = None  # type: ignore[assignment]
+
 NOTIFY_SECONDS = 1.0
 """How often a worker tells the master it is alive (and checks the master still is)."""
 
@@ -70,11 +75,7 @@ class ServeWorker(Worker):  # type: ignore[misc]
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    return asyncio.new_event_loop() if uvloop is None else uvloop.new_event_loop()
 
 
 def _http_parser() -> str:

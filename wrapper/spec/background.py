@@ -11,15 +11,13 @@ the parent never imports pydantic.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import pickle
-import tempfile
-import traceback
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from wrapper.errors import SpecError, WrapperError
-from wrapper.plan import FunctionPlan
+
+if TYPE_CHECKING:
+    from wrapper.plan import FunctionPlan
 
 _warm: Optional[_Validator] = None
 
@@ -50,6 +48,8 @@ class PendingValidation:
 
     def plan(self) -> FunctionPlan:
         """The validated document's function plan; a bad document raises SpecError."""
+        from wrapper.plan import FunctionPlan
+
         if self._answer is None:
             assert self._validator is not None
             self._answer = self._validator.verdict()
@@ -67,27 +67,37 @@ class PendingValidation:
 
 
 class _Validator:
-    """A child process that imports the spec models at once, then validates what it is sent."""
+    """A child process that imports the spec models at once, then validates what it is sent.
+
+    It forks before anything else is imported (the child imports only what it needs); the
+    verdict file is made later, by `submit`, and its path travels with the settings.
+    """
 
     def __init__(self) -> None:
-        handle, self.path = tempfile.mkstemp(prefix="fn-wrapper-spec-", suffix=".json")
-        os.close(handle)
         self.owner = os.getpid()
+        self.path = ""
         requests, self._request = os.pipe()
         self._done, done = os.pipe()  # EOF on `_done` once the child has answered and left
         self.pid = os.fork()
         if self.pid == 0:
             os.close(self._request)
             os.close(self._done)
-            _child(requests, self.path)
+            _child(requests)
         os.close(requests)
         os.close(done)
 
     def submit(self, settings: Any) -> None:
+        import pickle
+        import tempfile
+
+        handle, self.path = tempfile.mkstemp(prefix="fn-wrapper-spec-", suffix=".json")
+        os.close(handle)
         with os.fdopen(self._request, "wb") as out:
-            pickle.dump(settings, out)
+            pickle.dump((self.path, settings), out)
 
     def verdict(self) -> dict[str, Any]:
+        import json
+
         while os.read(self._done, 1):
             pass
         with contextlib.suppress(ChildProcessError):  # a forked worker has no child to reap
@@ -97,22 +107,31 @@ class _Validator:
         return json.loads(text) if text else {"internal": "the validator died"}
 
     def remove(self) -> None:
-        if os.getpid() == self.owner:
+        if self.path and os.getpid() == self.owner:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
 
 
-def _child(requests: int, path: str) -> None:
+def _child(requests: int) -> None:
     """The validator's life: warm up, wait for settings (none: the parent gave up), answer,
     and leave by os._exit whatever happens (never back into the parent's code)."""
     try:
-        with contextlib.suppress(Exception):
-            import wrapper.spec.models  # noqa: F401 - the slow part, while the parent works
+        # The spec models take no third-party pydantic plugins: skip the entry-point scan.
+        os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+        with contextlib.suppress(Exception):  # the slow part, while the parent works
+            import wrapper.config
+            import wrapper.spec.document
+            import wrapper.spec.models  # noqa: F401
         with os.fdopen(requests, "rb") as stream:
             data = stream.read()
         if data:
+            import json
+            import pickle
+            import traceback
+
+            path, settings = pickle.loads(data)
             try:
-                answer = _answer(pickle.loads(data))
+                answer = _answer(settings)
             except BaseException:
                 answer = {"internal": traceback.format_exc()}
             with open(path, "w") as out:
@@ -129,4 +148,6 @@ def _answer(settings: Any) -> dict[str, Any]:
     except SpecError as exc:
         return {"error": exc.message}
     except Exception:
+        import traceback
+
         return {"internal": traceback.format_exc()}
