@@ -47,6 +47,19 @@ def test_nuclio_shaped_handler_gets_context_and_event_by_position() -> None:
     assert prepared(handler).call(event(b"x")) == ("Context", b"x")
 
 
+def test_context_and_another_name_is_nuclio_shaped_too() -> None:
+    def batch_handler(context, events):  # Nuclio's batch handlers are written so
+        return (type(context).__name__, events)
+
+    assert prepared(batch_handler).call([1, 2]) == ("Context", [1, 2])
+
+    def swapped(events, context):  # the context is not first: no guessing
+        return events
+
+    with pytest.raises(SignatureMismatch, match="'events' get no value"):
+        prepared(swapped)
+
+
 @pytest.mark.parametrize(
     ("handler", "expected"),
     [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable, Optional
 
 import nuclio_sdk
 
@@ -27,9 +27,15 @@ def make_context(
     trigger_name: str = "",
     platform_kind: str = "local",
     namespace: str = "default",
+    on_control: Optional[Callable[[dict[str, Any]], Any]] = None,
 ) -> Any:
-    """A Context whose logger writes through the runtime's log configuration."""
+    """A Context whose logger writes through the runtime's log configuration.
+
+    `on_control` (async) carries the platform's control messages, e.g. explicit stream acks.
+    """
     logger = UserLogger(logging.NOTSET, name=USER_LOGGER)
-    platform = nuclio_sdk.Platform(platform_kind, namespace=namespace)
+    platform = nuclio_sdk.Platform(
+        platform_kind, namespace=namespace, on_control_callback=on_control
+    )
     trigger = nuclio_sdk.TriggerInfo(trigger_kind, trigger_name)
     return nuclio_sdk.Context(logger, platform, worker_id, trigger)

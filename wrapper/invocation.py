@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
@@ -68,6 +67,8 @@ class Function:
         try:
             result = self._init_once()
             if inspect.isawaitable(result):
+                import asyncio  # only for an async init: a sync function never loads asyncio
+
                 asyncio.run(_awaited(result))
         except Exception as exc:
             raise _init_failed(exc) from None
@@ -214,8 +215,9 @@ def plan_call(
         elif param.default is inspect.Parameter.empty:
             missing.append(param.name)
     named = {p.name for _, p, _ in fills}
-    if missing and not named and not values and _nuclio_shaped(handler):
-        return functools.partial(handler, available["context"])
+    first_is_context = not named or (named == {"context"} and params[0].name == "context")
+    if missing and first_is_context and not values and _nuclio_shaped(handler):
+        return functools.partial(handler, available["context"])  # (ctx, evt), (context, events)
     if missing:
         raise SignatureMismatch(
             f"handler argument(s) {', '.join(map(repr, missing))} get no value: not one of "

@@ -27,10 +27,11 @@ def prepare_function(
     tree: Optional[SourceTree] = None,
     inputs: Optional[Mapping[str, Any]] = None,
     reserved: Optional[Mapping[str, Any]] = None,
+    context: Any = None,
     debug: bool = False,
 ) -> Function:
     """Materialise the source (unless `tree` is the materialised one), import the handler,
-    and prepare its calls (init not yet run)."""
+    and prepare its calls (init not yet run) with `context` (default: a new one)."""
     running = "{}.{}".format(*sys.version_info[:2])
     if plan.python != running:
         log.warning(
@@ -40,7 +41,7 @@ def prepare_function(
     code = load_code(tree, plan.handler, plan.init_function)
     return Function(
         code,
-        make_context(trigger_kind=trigger_kind),
+        context or make_context(trigger_kind=trigger_kind),
         parameters=plan.parameters,
         inputs=inputs,
         init_parameters=plan.init_parameters,

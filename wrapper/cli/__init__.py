@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 COMMANDS = {
     "serve": "serve the function over HTTP (gunicorn + uvicorn workers, admin endpoints)",
     "invoke": "run one event through the function without a server and print the response",
+    "nuclio": "answer a Nuclio processor's events on its sockets, in place of its Python wrapper",
 }
 """Subcommand name → summary; each lives in `wrapper.cli.<name>` with OPTIONS and run()."""
 

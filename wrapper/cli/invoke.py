@@ -30,11 +30,9 @@ def run(settings: Settings) -> int:
     from wrapper.prepare import prepare_function
 
     try:
-        plan = pending.plan()
+        plan = pending.event_plan()
     finally:
         pending.close()
-    if plan.inputs:
-        raise SpecError("run.inputs: entity inputs are resolved by the job door (fn-wrapper job)")
     function = prepare_function(
         plan,
         trigger_kind="http",

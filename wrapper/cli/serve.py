@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, byte_size, count, seconds
-from wrapper.errors import SpecError
 
 
 def _port(text: str) -> int:
@@ -74,12 +73,9 @@ def run(settings: Settings) -> int:
     debug = bool(settings.debug)
 
     def load() -> Function:
-        plan = validation.plan()
-        if plan.inputs:
-            raise SpecError(
-                "run.inputs: entity inputs are resolved by the job door (fn-wrapper job)"
-            )
-        return prepare_function(plan, trigger_kind="http", source_settings=fetch, debug=debug)
+        return prepare_function(
+            validation.event_plan(), trigger_kind="http", source_settings=fetch, debug=debug
+        )
 
     try:
         return serve(

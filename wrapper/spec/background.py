@@ -60,6 +60,16 @@ class PendingValidation:
             raise SpecError(answer["error"])
         raise WrapperError(f"internal error while validating the spec: {answer['internal']}")
 
+    def event_plan(self) -> FunctionPlan:
+        """The plan of a door that answers events (serve, invoke, nuclio): it refuses
+        `run.inputs`, the entities only the job door resolves."""
+        plan = self.plan()
+        if plan.inputs:
+            raise SpecError(
+                "run.inputs: entity inputs are resolved by the job door (fn-wrapper job)"
+            )
+        return plan
+
     def close(self) -> None:
         """Remove the verdict file (only the process that started the validation does)."""
         if self._validator is not None:

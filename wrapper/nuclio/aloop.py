@@ -1,0 +1,103 @@
+"""The async side of a session: one asyncio loop for the life of the process.
+
+Frames are read with asyncio streams, so the loop runs the handler's own tasks while it
+waits for the next event; lines go out through the stream's transport, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from wrapper.errors import InitError
+from wrapper.invocation import Function
+from wrapper.nuclio import codec
+from wrapper.nuclio.framing import ProcessorGone, frame_length
+
+if TYPE_CHECKING:
+    from wrapper.nuclio.session import Session
+
+_callbacks: set[asyncio.Task[None]] = set()
+"""Signal callbacks running as tasks (held here so none is collected before it ends)."""
+
+
+async def serve_async(session: Session, function: Function) -> int:
+    """Init (awaited), announce readiness, then answer events one at a time."""
+    from wrapper.nuclio.session import batch_id, log, malformed
+
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_unix_connection(sock=session.event_sock)
+    loop_thread = threading.get_ident()
+
+    def send(data: bytes) -> None:
+        if threading.get_ident() == loop_thread:
+            writer.write(data)
+        else:
+            loop.call_soon_threadsafe(writer.write, data)
+
+    session.use_sender(send)
+    try:
+        await function.astart()
+    except InitError as exc:
+        log.error("%s", exc.message, extra={"with": {"traceback": exc.details or ""}})
+        await writer.drain()
+        raise
+    for number, action in session.signal_actions().items():
+        loop.add_signal_handler(number, _finish, loop, action)
+    session.announce()
+    decode = session.settings.decode_strings
+    perf_counter = time.perf_counter
+    while True:
+        try:
+            payload = await _read_frame(reader)
+        except ProcessorGone as exc:
+            return session.gone(exc)
+        if session.state is not None:
+            send(session.refused(payload))
+            continue
+        try:
+            events, batch = codec.decode_events(payload, decode)
+        except codec.MalformedEvent as exc:
+            send(malformed(exc))
+            continue
+        started = perf_counter()
+        if batch:
+            try:
+                results = function.call(events)
+                if function.is_async:
+                    results = await results
+            except (Exception, SystemExit) as exc:
+                results = function.fail(exc, batch_id(events))
+            answer: Any = session.answer_batch(events, results)
+        else:
+            answer = codec.response_object(await function.arespond_whole(events))
+        send(codec.reply_lines(answer, perf_counter() - started))
+        await writer.drain()
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    try:
+        head = await reader.readexactly(4)
+        return await reader.readexactly(frame_length(head))
+    except asyncio.IncompleteReadError as exc:
+        where = "" if not exc.partial else " in the middle of a frame"
+        raise ProcessorGone(f"the processor closed the event socket{where}") from None
+
+
+def _finish(loop: asyncio.AbstractEventLoop, action: Callable[[], Optional[Any]]) -> None:
+    """Run a signal's action; an awaitable it returns runs as a task of the loop."""
+    result = action()
+    if result is not None and hasattr(result, "__await__"):
+        from wrapper.nuclio.session import log
+
+        async def awaited() -> None:
+            try:
+                await result
+            except Exception:
+                log.exception("a signal callback raised")
+
+        task = loop.create_task(awaited())
+        _callbacks.add(task)
+        task.add_done_callback(_callbacks.discard)

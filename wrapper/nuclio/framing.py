@@ -1,0 +1,84 @@
+"""The processor's sockets: connecting, reading length-prefixed frames, writing lines.
+
+Processor → wrapper: a 4-byte big-endian length, then that many bytes of msgpack. Wrapper →
+processor: text lines, the first byte naming the message (NUCLIO_PROTOCOL.md §4, §5, §8).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Callable
+
+from wrapper.errors import WrapperError
+
+MAX_FRAME = 1 << 30
+"""The largest frame accepted (1 GiB, as Nuclio's own wrapper)."""
+
+CONNECT_ATTEMPTS = 60
+"""Connection attempts per socket, one second apart, as Nuclio's wrapper makes them."""
+
+
+class ProcessorGone(WrapperError):
+    """The processor closed the event socket or sent a frame that cannot be framed: fatal."""
+
+
+def connect(path: str, attempts: int = CONNECT_ATTEMPTS, delay: float = 1.0) -> socket.socket:
+    """A blocking connection to the processor's Unix socket at `path`."""
+    if not path.startswith("/") and ":" in path:
+        raise WrapperError(
+            f"--event-socket-path {path!r} is host:port: Nuclio's TCP (async) mode, in which "
+            "the wrapper listens, is not supported; use the Unix-socket Python runtime"
+        )
+    for attempt in range(attempts):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if attempt + 1 == attempts:
+                raise WrapperError(
+                    f"cannot connect to the processor's socket {path}: {exc.strerror or exc}"
+                ) from None
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class FrameReader:
+    """Reads frames from a blocking socket through one buffer (few system calls per event)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._stream = sock.makefile("rb", buffering=256 * 1024)
+
+    def read(self) -> bytes:
+        """The next frame's payload; ProcessorGone at the end of the stream or on a bad length."""
+        head = self._stream.read(4)
+        if len(head) < 4:
+            raise ProcessorGone("the processor closed the event socket")
+        length = frame_length(head)
+        payload: bytes = self._stream.read(length)
+        if len(payload) < length:
+            raise ProcessorGone("the processor closed the event socket in the middle of a frame")
+        return payload
+
+
+def frame_length(head: bytes) -> int:
+    """The length a frame's 4-byte head announces; ProcessorGone when it cannot be one."""
+    length = int.from_bytes(head, "big", signed=True)
+    if length <= 0 or length > MAX_FRAME:
+        raise ProcessorGone(f"a frame announced {length} bytes (expected 1 to {MAX_FRAME})")
+    return length
+
+
+class LineWriter:
+    """Writes whole lines to a blocking socket; a lock keeps lines from threads whole."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sendall: Callable[[bytes], None] = sock.sendall
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes) -> None:
+        with self._lock:
+            self._sendall(data)

@@ -1,0 +1,271 @@
+"""One wrapper process's conversation with the processor: connect, init, announce, answer.
+
+A sync handler is served by a blocking loop (no event-loop cost per event); an async one by
+an asyncio loop that lives as long as the process, so tasks it spawns run between events
+(DESIGN §7). Signals follow the processor (NUCLIO_PROTOCOL.md §9): SIGUSR2 drains, SIGCONT
+continues, SIGUSR1 terminates; events that arrive while draining or terminating are answered
+503 rather than left without a reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from wrapper.errors import InitError, WrapperError
+from wrapper.invocation import Function
+from wrapper.logs import SECRET_VARIABLES
+from wrapper.nuclio import codec
+from wrapper.nuclio.framing import FrameReader, LineWriter, ProcessorGone, connect
+from wrapper.nuclio.logs import ProcessorLogHandler
+from wrapper.reply import JSON, Reply, collect, dump_json, to_reply
+
+log = logging.getLogger("wrapper.nuclio")
+
+READY_LINE = b"s\n"
+INITIALIZED = {"kind": "wrapperInitialized", "attributes": {"ready": "true"}}
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """What the processor's command line says about this worker."""
+
+    event_socket: str
+    control_socket: Optional[str] = None
+    decode_strings: bool = False
+    connect_attempts: int = 60
+
+
+class Session:
+    """The sockets, the drain state and the loop of one wrapper process."""
+
+    def __init__(self, settings: SessionSettings) -> None:
+        self.settings = settings
+        self.state: Optional[str] = None  # None serving, else "draining" / "terminating"
+        self.function: Optional[Function] = None
+        self._writer: Optional[LineWriter] = None
+        self._control: Optional[LineWriter] = None
+        self._sending = False
+        self._deferred: list[Callable[[], None]] = []
+        self._terminated = False
+        self._send: Callable[[bytes], None] = self._send_blocking
+
+    # --- to the processor ---------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Write lines to the event socket (from any thread)."""
+        self._send(data)
+
+    def use_sender(self, send: Callable[[bytes], None]) -> None:
+        """Send through `send` from now on (the async loop's stream writer)."""
+        self._send = send
+
+    def _send_blocking(self, data: bytes) -> None:
+        assert self._writer is not None
+        self._sending = True
+        try:
+            self._writer.send(data)
+        finally:
+            self._sending = False
+        while self._deferred:
+            self._deferred.pop(0)()
+
+    async def on_control(self, message: dict[str, Any]) -> None:
+        """The platform's control messages (explicit acks) as JSON lines on the control socket."""
+        if self._control is not None:
+            self._control.send(json.dumps(message).encode() + b"\n")
+
+    # --- start-up -----------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect the event socket, then the control socket; processor-bound logs from now."""
+        attempts = self.settings.connect_attempts
+        event_path = self.settings.event_socket.split(",")[0].strip()
+        self.event_sock = connect(event_path, attempts)
+        self._writer = LineWriter(self.event_sock)
+        if self.settings.control_socket:
+            self._control = LineWriter(connect(self.settings.control_socket, attempts))
+        secrets = [os.environ[n] for n in SECRET_VARIABLES if len(os.environ.get(n, "")) >= 4]
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.addHandler(ProcessorLogHandler(self.send, secrets))
+
+    def run(self, function: Function) -> int:
+        """Init, announce readiness, answer events until the processor goes (exit code 1)."""
+        self.function = function
+        if function.needs_loop:
+            import asyncio
+
+            from wrapper.nuclio.aloop import serve_async
+
+            return asyncio.run(serve_async(self, function))
+        try:
+            function.start()
+        except InitError as exc:
+            log.error("%s", exc.message, extra={"with": {"traceback": exc.details or ""}})
+            raise
+        for number, action in self.signal_actions().items():
+            signal.signal(number, lambda *_, act=action: self._from_signal(act))
+        self.announce()
+        return self._serve_blocking(function)
+
+    def announce(self) -> None:
+        self.send(READY_LINE)
+        if self._control is not None:
+            self._control.send(json.dumps(INITIALIZED).encode() + b"\n")
+
+    # --- signals ------------------------------------------------------------------------
+
+    def signal_actions(self) -> dict[int, Callable[[], Optional[Any]]]:
+        return {
+            signal.SIGUSR2: self.drain,
+            signal.SIGCONT: self.resume,
+            signal.SIGUSR1: self.terminate,
+        }
+
+    def _from_signal(self, action: Callable[[], Optional[Any]]) -> None:
+        """Run a signal's action now, or once a line being written is whole."""
+        if self._sending:
+            self._deferred.append(lambda: _run_sync(action()))
+        else:
+            _run_sync(action())
+
+    def drain(self) -> Optional[Any]:
+        """Stop handling events (they get 503) and call the drain callback."""
+        log.info("draining: events are answered 503 until SIGCONT")
+        self.state = self.state or "draining"
+        return self._callback("_drain_callback", "drain")
+
+    def resume(self) -> None:
+        if self.state == "draining":
+            log.info("continuing: events are handled again")
+            self.state = None
+
+    def terminate(self) -> Optional[Any]:
+        """Stop handling events for good and call the termination callback, once."""
+        self.state = "terminating"
+        if self._terminated:
+            return None
+        self._terminated = True
+        log.info("terminating: events are answered 503 until the processor stops this process")
+        return self._callback("_termination_callback", "termination")
+
+    def _callback(self, attribute: str, name: str) -> Optional[Any]:
+        """Call the callback the handler set on `context.platform`; its awaitable, if any."""
+        assert self.function is not None
+        callback = getattr(self.function.context.platform, attribute, None)
+        if callback is None:
+            return None
+        try:
+            return callback()
+        except Exception:
+            log.exception("the %s callback raised", name)
+            return None
+
+    # --- events -------------------------------------------------------------------------
+
+    def _serve_blocking(self, function: Function) -> int:
+        reader = FrameReader(self.event_sock)
+        decode = self.settings.decode_strings
+        perf_counter = time.perf_counter
+        respond = function.respond_whole
+        while True:
+            try:
+                payload = reader.read()
+            except ProcessorGone as exc:
+                return self.gone(exc)
+            if self.state is not None:
+                self.send(self.refused(payload))
+                continue
+            try:
+                events, batch = codec.decode_events(payload, decode)
+            except codec.MalformedEvent as exc:
+                self.send(malformed(exc))
+                continue
+            started = perf_counter()
+            if batch:
+                try:
+                    results = function.call(events)
+                except (Exception, SystemExit) as exc:
+                    results = function.fail(exc, batch_id(events))
+                answer: Any = self.answer_batch(events, results)
+            else:
+                answer = codec.response_object(respond(events))
+            self.send(codec.reply_lines(answer, perf_counter() - started))
+
+    def answer_batch(self, events: list[Any], results: Any) -> list[dict[str, Any]]:
+        """One response object per result, with its `event_id` (the event at the same
+        position when the handler did not set one); a non-list result answers every event."""
+        if not isinstance(results, list):
+            results = [results] * len(events)
+        answers = []
+        for index, result in enumerate(results):
+            reply = result if isinstance(result, Reply) else to_reply(result)
+            stream = reply.stream
+            if stream is not None and not hasattr(stream, "__anext__"):
+                reply.body = collect(stream).body
+            given = getattr(result, "event_id", None)
+            if given is None and index < len(events):
+                given = codec.event_id(events[index])
+            answers.append(codec.response_object(reply, None if given is None else str(given)))
+        return answers
+
+    def refused(self, payload: bytes) -> bytes:
+        """The 503 for an event that arrives while draining or terminating."""
+        try:
+            events, batch = codec.decode_events(payload, self.settings.decode_strings)
+        except codec.MalformedEvent as exc:
+            return malformed(exc)
+        reason = f"worker {self.state}: the event was not handled"
+        if not batch:
+            return codec.error_line(_status(503, reason, codec.event_id(events)))
+        return codec.error_line(
+            [_status(503, reason, codec.event_id(e), codec.event_id(e)) for e in events]
+        )
+
+    def gone(self, exc: WrapperError) -> int:
+        """The processor is gone or broke the framing: exit 1 as Nuclio's wrapper does (0
+        once terminating, when the processor closing the socket is the expected end)."""
+        if self.state == "terminating":
+            log.info("the processor closed the event socket")
+            return 0
+        log.error("stopping: %s", exc.message)
+        return 1
+
+
+def batch_id(events: list[Any]) -> str:
+    """The id a failed batch's log lines and error bodies carry: its first event's."""
+    return codec.event_id(events[0]) if events else ""
+
+
+def malformed(exc: Exception) -> bytes:
+    """The 400 for a frame that holds no event: logged and answered, never fatal."""
+    log.warning("malformed event: %s", exc)
+    return codec.error_line(_status(400, f"malformed event: {exc}", ""))
+
+
+def _status(
+    status: int, reason: str, request_id: str, event: Optional[str] = None
+) -> dict[str, Any]:
+    body = {"error": reason, "request_id": request_id}
+    return codec.response_object(Reply(status, dump_json(body), JSON), event)
+
+
+def _run_sync(result: Optional[Any]) -> None:
+    """Finish a callback's result: an awaitable runs to completion in a loop of its own."""
+    if result is not None and hasattr(result, "__await__"):
+        import asyncio
+
+        async def awaited() -> None:
+            await result
+
+        try:
+            asyncio.run(awaited())
+        except Exception:
+            log.exception("a signal callback raised")
