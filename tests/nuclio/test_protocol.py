@@ -302,3 +302,12 @@ def test_a_bytes_reply_is_base64_on_the_wire(processor) -> None:
     response = fake.call(event()).response
     assert response["body_encoding"] == "base64"
     assert base64.b64decode(response["body"]) == b"\xff\x00"
+
+
+def test_a_frame_that_cannot_be_framed_ends_the_process_with_1(processor) -> None:
+    fake = processor(ECHO)
+    assert fake.conn is not None
+    fake.conn.sendall(b"\x00\x00\x00\x00")  # a zero length: the stream can no longer be framed
+    record = fake.wait_for_log("stopping")
+    assert record["level"] == "error" and "announced 0 bytes" in record["message"]
+    assert fake.process.wait(30) == 1

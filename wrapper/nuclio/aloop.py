@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from wrapper.errors import InitError
 from wrapper.invocation import Function
 from wrapper.nuclio import codec
-from wrapper.nuclio.framing import ProcessorGone, frame_length
+from wrapper.nuclio.framing import ProcessorClosed, ProcessorGone, frame_length
 
 if TYPE_CHECKING:
     from wrapper.nuclio.session import Session
@@ -70,9 +70,9 @@ async def serve_async(session: Session, function: Function) -> int:
                     results = await results
             except (Exception, SystemExit) as exc:
                 results = function.fail(exc, batch_id(events))
-            answer: Any = session.answer_batch(events, results)
+            answer = session.answer_batch(events, results)
         else:
-            answer = codec.response_object(await function.arespond_whole(events))
+            answer = codec.response_json(await function.arespond_whole(events))
         send(codec.reply_lines(answer, perf_counter() - started))
         await writer.drain()
 
@@ -82,8 +82,11 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
         head = await reader.readexactly(4)
         return await reader.readexactly(frame_length(head))
     except asyncio.IncompleteReadError as exc:
-        where = "" if not exc.partial else " in the middle of a frame"
-        raise ProcessorGone(f"the processor closed the event socket{where}") from None
+        if not exc.partial:
+            raise ProcessorClosed("the processor closed the event socket") from None
+        raise ProcessorGone(
+            "the processor closed the event socket in the middle of a frame"
+        ) from None
 
 
 def _finish(loop: asyncio.AbstractEventLoop, action: Callable[[], Optional[Any]]) -> None:

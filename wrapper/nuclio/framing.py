@@ -24,6 +24,10 @@ class ProcessorGone(WrapperError):
     """The processor closed the event socket or sent a frame that cannot be framed: fatal."""
 
 
+class ProcessorClosed(ProcessorGone):
+    """The processor closed the event socket between frames: the usual way a worker ends."""
+
+
 def connect(path: str, attempts: int = CONNECT_ATTEMPTS, delay: float = 1.0) -> socket.socket:
     """A blocking connection to the processor's Unix socket at `path`."""
     if not path.startswith("/") and ":" in path:
@@ -55,8 +59,10 @@ class FrameReader:
     def read(self) -> bytes:
         """The next frame's payload; ProcessorGone at the end of the stream or on a bad length."""
         head = self._stream.read(4)
+        if not head:
+            raise ProcessorClosed("the processor closed the event socket")
         if len(head) < 4:
-            raise ProcessorGone("the processor closed the event socket")
+            raise ProcessorGone("the processor closed the event socket in the middle of a frame")
         length = frame_length(head)
         payload: bytes = self._stream.read(length)
         if len(payload) < length:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from typing import Any, Callable
 
@@ -29,9 +30,14 @@ class ProcessorLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._send(b"l" + self.line(record).encode() + b"\n")
+            line = self.line(record)
         except Exception:
             self.handleError(record)
+            return
+        try:
+            self._send(b"l" + line.encode() + b"\n")
+        except OSError:  # the processor is gone: the container log still gets the record
+            sys.stderr.write(line + "\n")
 
     def line(self, record: logging.LogRecord) -> str:
         """The JSON text of one record, secrets masked."""

@@ -9,6 +9,7 @@ continues, SIGUSR1 terminates; events that arrive while draining or terminating 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -21,7 +22,13 @@ from wrapper.errors import InitError, WrapperError
 from wrapper.invocation import Function
 from wrapper.logs import SECRET_VARIABLES
 from wrapper.nuclio import codec
-from wrapper.nuclio.framing import FrameReader, LineWriter, ProcessorGone, connect
+from wrapper.nuclio.framing import (
+    FrameReader,
+    LineWriter,
+    ProcessorClosed,
+    ProcessorGone,
+    connect,
+)
 from wrapper.nuclio.logs import ProcessorLogHandler
 from wrapper.reply import JSON, Reply, collect, dump_json, to_reply
 
@@ -116,6 +123,10 @@ class Session:
         return self._serve_blocking(function)
 
     def announce(self) -> None:
+        """Tell the processor this worker is ready. What start-up made stays for the life of
+        the process, so it moves out of the collector's sight (`gc.freeze`): the periodic
+        collections between events then walk only what events create."""
+        gc.freeze()
         self.send(READY_LINE)
         if self._control is not None:
             self._control.send(json.dumps(INITIALIZED).encode() + b"\n")
@@ -194,12 +205,12 @@ class Session:
                     results = function.call(events)
                 except (Exception, SystemExit) as exc:
                     results = function.fail(exc, batch_id(events))
-                answer: Any = self.answer_batch(events, results)
+                answer = self.answer_batch(events, results)
             else:
-                answer = codec.response_object(respond(events))
+                answer = codec.response_json(respond(events))
             self.send(codec.reply_lines(answer, perf_counter() - started))
 
-    def answer_batch(self, events: list[Any], results: Any) -> list[dict[str, Any]]:
+    def answer_batch(self, events: list[Any], results: Any) -> bytes:
         """One response object per result, with its `event_id` (the event at the same
         position when the handler did not set one); a non-list result answers every event."""
         if not isinstance(results, list):
@@ -213,8 +224,8 @@ class Session:
             given = getattr(result, "event_id", None)
             if given is None and index < len(events):
                 given = codec.event_id(events[index])
-            answers.append(codec.response_object(reply, None if given is None else str(given)))
-        return answers
+            answers.append(codec.response_json(reply, None if given is None else str(given)))
+        return codec.batch_json(answers)
 
     def refused(self, payload: bytes) -> bytes:
         """The 503 for an event that arrives while draining or terminating."""
@@ -226,17 +237,19 @@ class Session:
         if not batch:
             return codec.error_line(_status(503, reason, codec.event_id(events)))
         return codec.error_line(
-            [_status(503, reason, codec.event_id(e), codec.event_id(e)) for e in events]
+            codec.batch_json(
+                [_status(503, reason, codec.event_id(e), codec.event_id(e)) for e in events]
+            )
         )
 
     def gone(self, exc: WrapperError) -> int:
         """The processor is gone or broke the framing: exit 1 as Nuclio's wrapper does (0
         once terminating, when the processor closing the socket is the expected end)."""
-        if self.state == "terminating":
-            log.info("the processor closed the event socket")
-            return 0
-        log.error("stopping: %s", exc.message)
-        return 1
+        if isinstance(exc, ProcessorClosed):
+            log.info("%s: exiting", exc.message)
+        else:
+            log.error("stopping: %s", exc.message)
+        return 0 if self.state == "terminating" else 1
 
 
 def batch_id(events: list[Any]) -> str:
@@ -250,11 +263,9 @@ def malformed(exc: Exception) -> bytes:
     return codec.error_line(_status(400, f"malformed event: {exc}", ""))
 
 
-def _status(
-    status: int, reason: str, request_id: str, event: Optional[str] = None
-) -> dict[str, Any]:
+def _status(status: int, reason: str, request_id: str, event: Optional[str] = None) -> bytes:
     body = {"error": reason, "request_id": request_id}
-    return codec.response_object(Reply(status, dump_json(body), JSON), event)
+    return codec.response_json(Reply(status, dump_json(body), JSON), event)
 
 
 def _run_sync(result: Optional[Any]) -> None:

@@ -1,0 +1,232 @@
+"""The nuclio door: events through the processor's socket protocol, against a floor.
+
+    python bench/nuclio.py [--events 20000] [--warmup 1000] [--rounds 3] [--spawns 7]
+
+A fake processor (a real Unix socket) sends sequential events to (a) `fn-wrapper nuclio`
+with a hello handler and (b) the floor: a minimal responder that reads each frame, unpacks
+its msgpack and writes a fixed response, doing no other Python work per event. For 100 B and
+64 KiB bodies, answered with a constant (plain) or with the body (echoed): events/s, p50/p99
+round trip, and each process's own CPU time per event (utime + stime from /proc over the
+whole timed run). Targets (issue 5): ours minus the floor at most a third of Nuclio's own
+wrapper minus the floor, that is about 25 us per 100 B event; spawn to ready (`s`) at most
+`python -c 'import nuclio_sdk, msgpack'` + 10 ms, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgpack
+
+HANDLER = """
+def handler(context, event):
+    return event.body if event.path == "/echo" else "ok"
+"""
+
+FLOOR = """
+import socket, sys, msgpack
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(sys.argv[1])
+stream = sock.makefile("rb", buffering=256 * 1024)
+reply = b'm{"duration": 1e-06}\\nr{"body": "ok", "body_encoding": "text", ' \\
+        b'"content_type": "text/plain", "status_code": 200, "headers": {}}\\n'
+sock.sendall(b"s\\n")
+while True:
+    head = stream.read(4)
+    if len(head) < 4:
+        break
+    msgpack.unpackb(stream.read(int.from_bytes(head, "big")), raw=False)
+    sock.sendall(reply)
+"""
+
+NUCLIO_REFERENCE_US = 130.0 - 57.5
+"""Nuclio's own wrapper minus the floor, µs of CPU per 100 B event (issue 5, this machine)."""
+
+
+def event(body: bytes, path: str) -> bytes:
+    return msgpack.packb(
+        {
+            "body": body,
+            "content_type": "application/octet-stream",
+            "content-type": "application/octet-stream",
+            "trigger": {"kind": "http", "name": "bench"},
+            "fields": {},
+            "headers": {"Content-Type": "application/octet-stream", "X-Bench": "1"},
+            "id": "0b0e7a4c-6a49-4b8e-9f0c-3c1f1d4a2b11",
+            "method": "POST",
+            "path": path,
+            "url": path,
+            "size": len(body),
+            "timestamp": int(time.time()),
+            "shard_id": 0,
+            "num_shards": 0,
+            "type": "",
+            "type_version": "",
+            "version": 0,
+        },
+        use_bin_type=True,
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Worker:
+    """A spawned wrapper (ours or the floor) connected to our listening socket."""
+
+    def __init__(self, command: list[str], folder: Path, socket_path: str) -> None:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(socket_path)
+        listener.listen(1)
+        env = {**os.environ, "PYTHONPATH": str(folder)}
+        self.began = time.perf_counter()
+        self.process = subprocess.Popen(command, env=env, cwd=folder)
+        listener.settimeout(30)
+        self.sock = listener.accept()[0]
+        listener.close()
+        os.unlink(socket_path)
+        self.lines = self.sock.makefile("rb")
+        while self.lines.readline() != b"s\n":
+            pass
+        self.ready_after = time.perf_counter() - self.began
+
+    def call(self, frame: bytes) -> None:
+        self.sock.sendall(frame[:4])
+        self.sock.sendall(frame[4:])
+        while self.lines.readline()[:1] != b"r":
+            pass
+
+    def stop(self) -> None:
+        self.lines.close()
+        self.sock.close()
+        self.process.wait(30)
+
+
+def commands(folder: Path, socket_path: str) -> dict[str, list[str]]:
+    python = sys.executable
+    return {
+        "fn-wrapper": [
+            python,
+            "-u",
+            "-m",
+            "wrapper",
+            "nuclio",
+            "--handler",
+            "bench_handler:handler",
+            "--event-socket-path",
+            socket_path,
+            "--decode-event-strings",
+            "--log-level",
+            "warning",
+        ],
+        "floor": [python, "-u", str(folder / "floor.py"), socket_path],
+    }
+
+
+def run(command: list[str], folder: Path, frame: bytes, events: int, warmup: int) -> dict:
+    socket_path = str(folder / "event.sock")
+    worker = Worker(command, folder, socket_path)
+    try:
+        for _ in range(warmup):
+            worker.call(frame)
+        times = []
+        cpu = cpu_seconds(worker.process.pid)
+        began = time.perf_counter()
+        for _ in range(events):
+            start = time.perf_counter()
+            worker.call(frame)
+            times.append(time.perf_counter() - start)
+        wall = time.perf_counter() - began
+        cpu = cpu_seconds(worker.process.pid) - cpu
+    finally:
+        worker.stop()
+    times.sort()
+    return {
+        "rate": events / wall,
+        "p50": times[len(times) // 2] * 1e6,
+        "p99": times[int(len(times) * 0.99)] * 1e6,
+        "cpu": cpu / events * 1e6,
+    }
+
+
+def spawn_to_ready(folder: Path, spawns: int) -> tuple[list[float], list[float]]:
+    """Spawn to `s` for fn-wrapper, and `python -c 'import nuclio_sdk, msgpack'`, alternated."""
+    ours, imports = [], []
+    for _ in range(spawns):
+        socket_path = str(folder / "event.sock")
+        worker = Worker(commands(folder, socket_path)["fn-wrapper"], folder, socket_path)
+        ours.append(worker.ready_after * 1000)
+        worker.stop()
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import nuclio_sdk, msgpack"], check=True)
+        imports.append((time.perf_counter() - began) * 1000)
+    return ours, imports
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spawns", type=int, default=7)
+    options = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="fn-wrapper-nuclio-bench-"))
+    (folder / "bench_handler.py").write_text(HANDLER)
+    (folder / "floor.py").write_text(FLOOR)
+    cases = [
+        ("100 B plain", event(b"x" * 100, "/plain")),
+        ("100 B echoed", event(b"x" * 100, "/echo")),
+        ("64 KiB plain", event(os.urandom(32 * 1024).hex().encode(), "/plain")),
+        ("64 KiB echoed", event(os.urandom(32 * 1024).hex().encode(), "/echo")),
+    ]
+    print(
+        f"python {sys.version.split()[0]}, {options.events} sequential events after "
+        f"{options.warmup} warm-up, {options.rounds} rounds alternated; medians (min-max)"
+    )
+    print(
+        f"{'case':14} {'server':10} {'events/s':>18} {'p50 us':>8} {'p99 us':>8} {'CPU us/ev':>16}"
+    )
+    for name, payload in cases:
+        frame = struct.pack(">i", len(payload)) + payload
+        results: dict[str, list[dict]] = {"fn-wrapper": [], "floor": []}
+        for round_number in range(options.rounds):
+            order = list(results) if round_number % 2 == 0 else list(results)[::-1]
+            for server in order:
+                command = commands(folder, str(folder / "event.sock"))[server]
+                results[server].append(run(command, folder, frame, options.events, options.warmup))
+        for server, runs in results.items():
+            print(
+                f"{name:14} {server:10} {spread([r['rate'] for r in runs]):>18} "
+                f"{statistics.median(r['p50'] for r in runs):8.0f} "
+                f"{statistics.median(r['p99'] for r in runs):8.0f} "
+                f"{spread([r['cpu'] for r in runs]):>16}"
+            )
+        extra = [a["cpu"] - b["cpu"] for a, b in zip(results["fn-wrapper"], results["floor"])]
+        target = NUCLIO_REFERENCE_US / 3
+        note = f" (target <= {target:.0f} us)" if name.startswith("100 B") else ""
+        print(f"{name:14} fn-wrapper - floor: {spread(extra)} us of CPU per event{note}")
+    ours, imports = spawn_to_ready(folder, options.spawns)
+    print(f"spawn to ready (s): fn-wrapper {spread(ours)} ms")
+    print(f"python -c 'import nuclio_sdk, msgpack': {spread(imports)} ms")
+    margin = statistics.median(ours) - statistics.median(imports)
+    print(f"spawn to ready - imports: {margin:+.1f} ms (target <= +10 ms)")
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
+if __name__ == "__main__":
+    main()
