@@ -55,6 +55,8 @@ def to_reply(value: Any) -> Reply:
     kind = type(value)
     if kind is str:
         return Reply(200, value.encode(), TEXT)
+    if kind is bytes:
+        return Reply(200, value, OCTETS)
     if kind is dict or kind is list:
         return Reply(200, dump_json(value), JSON)
     if value is None:

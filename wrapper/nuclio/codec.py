@@ -18,7 +18,7 @@ import msgpack
 import nuclio_sdk
 
 from wrapper.events import canonical_header, decode_body, new_request_id
-from wrapper.reply import Reply
+from wrapper.reply import JSON, OCTETS, TEXT, Reply
 
 Events = Union[Any, list[Any]]
 """One Event, or a batch: a list of them."""
@@ -59,92 +59,102 @@ def _event(data: dict[Any, Any], decoded: bool) -> Any:
 class WireEvent(nuclio_sdk.Event):  # type: ignore[misc]
     """A nuclio-sdk Event whose fields are read from the processor's map when first used.
 
-    Most handlers touch two or three of the twenty fields: building each on first access
-    (then keeping it, so it can also be reassigned) saves most of an event's decoding.
+    Most handlers touch two or three of the twenty fields: the id (every call reads it),
+    path and method are set at once, the others on first access (then kept, so they can be
+    reassigned too).
     """
 
-    raw = False
-    """Nuclio's raw mode: keys and string values stay bytes."""
+    BLANK: Any = ""
+    """An absent string field ("" here, b"" in raw mode)."""
 
-    def __init__(self, data: dict[Any, Any]) -> None:  # the fields are read lazily
+    def __init__(self, data: dict[str, Any]) -> None:
         self._wire = data
+        get = data.get
+        self.id = get("id") or self.new_id()
+        self.path = get("path") or self.BLANK + "/"
+        self.method = get("method") or self.BLANK
+
+    @staticmethod
+    def new_id() -> Any:
+        return new_request_id()
 
     def __getattr__(self, name: str) -> Any:
-        read = _FIELDS.get(name)
+        read = _LAZY.get(name)
         if read is None:
             raise AttributeError(name)
-        value = read(self)
+        value = read(self, self._wire)
         setattr(self, name, value)
         return value
 
     def to_json(self) -> str:
-        for name in _FIELDS:
+        for name in _LAZY:  # every field in vars(self), which nuclio-sdk's to_json reads
             getattr(self, name)
         return str(super().to_json())
 
-    def _get(self, key: str, default: Any = None) -> Any:
-        """The map's value for `key` (spelled as bytes in raw mode)."""
-        return self._wire.get(key.encode() if self.raw else key, default)
-
-    def _text(self, key: str, default: str = "") -> Any:
-        """A string field, `default` when absent or empty."""
-        return self._get(key) or (default.encode() if self.raw else default)
-
 
 class RawWireEvent(WireEvent):
-    raw = True
+    """Nuclio's raw mode: string values stay bytes (the map's keys are decoded once)."""
+
+    BLANK = b""
+
+    def __init__(self, data: dict[bytes, Any]) -> None:
+        super().__init__({key.decode("latin-1"): value for key, value in data.items()})
+
+    @staticmethod
+    def new_id() -> Any:
+        return new_request_id().encode()
 
 
-def _body(event: WireEvent) -> Any:
-    body = event._get("body", b"")
+def _body(event: WireEvent, wire: dict[str, Any]) -> Any:
+    body = wire.get("body", b"")
     if type(body) is not bytes:
         return body  # a structured (map) body, as a CloudEvent may carry
     content_type = event.content_type
-    if event.raw:
+    if type(content_type) is bytes:
         content_type = content_type.decode("latin-1")
     return decode_body(body, content_type)
 
 
-def _headers(event: WireEvent) -> Any:
-    headers = event._get("headers") or {}
-    if event.raw:
+def _headers(event: WireEvent, wire: dict[str, Any]) -> Any:
+    headers = wire.get("headers") or {}
+    if event.BLANK == b"":
         return headers
     return {canonical_header(str(k)): v for k, v in headers.items()}
 
 
-def _trigger(event: WireEvent) -> Any:
-    trigger = event._get("trigger") or {}
-    kind, name = (b"kind", b"name") if event.raw else ("kind", "name")
-    blank = b"" if event.raw else ""
-    return nuclio_sdk.TriggerInfo(trigger.get(kind, blank), trigger.get(name, blank))
+def _trigger(event: WireEvent, wire: dict[str, Any]) -> Any:
+    trigger = wire.get("trigger") or {}
+    kind = trigger.get("kind", trigger.get(b"kind", event.BLANK))
+    return nuclio_sdk.TriggerInfo(kind, trigger.get("name", trigger.get(b"name", event.BLANK)))
 
 
-def _event_id(event: WireEvent) -> Any:
-    return event._text("id") or event._text("", new_request_id())
+def _field(key: str, default: Any = None) -> Callable[[WireEvent, dict[str, Any]], Any]:
+    return lambda event, wire: wire.get(key, default)
 
 
-_FIELDS: dict[str, Callable[[WireEvent], Any]] = {
+def _text(key: str) -> Callable[[WireEvent, dict[str, Any]], Any]:
+    return lambda event, wire: wire.get(key) or event.BLANK
+
+
+_LAZY: dict[str, Callable[[WireEvent, dict[str, Any]], Any]] = {
     "body": _body,
-    "content_type": lambda event: event._text("content_type"),
+    "content_type": _text("content_type"),
     "trigger": _trigger,
-    "fields": lambda event: event._get("fields") or {},
+    "fields": lambda event, wire: wire.get("fields") or {},
     "headers": _headers,
-    "id": _event_id,
-    "method": lambda event: event._text("method"),
-    "path": lambda event: event._text("path", "/"),
-    "size": lambda event: event._get("size", 0),
-    "timestamp": lambda event: _timestamp(event._get("timestamp")),
-    "url": lambda event: event._text("url"),
-    "shard_id": lambda event: event._get("shard_id"),
-    "num_shards": lambda event: event._get("num_shards"),
-    "type": lambda event: event._get("type"),
-    "type_version": lambda event: event._get("type_version"),
-    "version": lambda event: event._get("version"),
-    "last_in_batch": lambda event: False,
-    "offset": lambda event: event._get("offset", 0),
-    "topic": lambda event: event._get("topic"),
+    "size": _field("size", 0),
+    "timestamp": lambda event, wire: _timestamp(wire.get("timestamp")),
+    "url": _text("url"),
+    "shard_id": _field("shard_id"),
+    "num_shards": _field("num_shards"),
+    "type": _field("type"),
+    "type_version": _field("type_version"),
+    "version": _field("version"),
+    "last_in_batch": lambda event, wire: False,
+    "offset": _field("offset", 0),
+    "topic": _field("topic"),
 }
-"""Each Event attribute, and how it is read from the processor's map."""
+"""The Event attributes read on first use, and how each is read from the processor's map."""
 
 
 def _timestamp(seconds: Any) -> datetime.datetime:
@@ -160,6 +170,10 @@ def event_id(event: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _string(text: str) -> bytes:
+    return encode_basestring_ascii(text).encode()
+
+
 def response_json(reply: Reply, event: Optional[str] = None) -> bytes:
     """The processor's response object as JSON: a UTF-8 body as text, any other body base64.
 
@@ -167,22 +181,20 @@ def response_json(reply: Reply, event: Optional[str] = None) -> bytes:
     body that needs no escaping (the common case) is copied rather than scanned by escaping.
     """
     body, encoding = _body_json(reply.body)
-    parts = [
-        b'{"body": ',
-        body,
-        b', "body_encoding": "',
-        encoding,
-        b'", "content_type": ',
-        _string(reply.content_type or ""),
-        b', "status_code": ',
-        str(reply.status).encode(),
-        b', "headers": ',
-        json.dumps(reply.headers).encode() if reply.headers else b"{}",
-    ]
-    if event is not None:
-        parts += (b', "event_id": ', _string(event))
-    parts.append(b"}")
-    return b"".join(parts)
+    headers = json.dumps(reply.headers).encode() if reply.headers else b"{}"
+    content_type = _CONTENT_TYPES.get(reply.content_type) or _string(reply.content_type or "")
+    extra = b"" if event is None else b', "event_id": ' + _string(event)
+    return (
+        b'{"body": %s, "body_encoding": "%s", "content_type": %s, "status_code": %d, '
+        b'"headers": %s%s}' % (body, encoding, content_type, reply.status, headers, extra)
+    )
+
+
+_CONTENT_TYPES: dict[Optional[str], bytes] = {
+    None: b'""',
+    **{name: _string(name) for name in (TEXT, OCTETS, JSON)},
+}
+"""The JSON strings of the commonest content types, made once."""
 
 
 _NEEDS_ESCAPE = bytes(range(32)) + b'"\\'
@@ -197,10 +209,6 @@ def _body_json(body: bytes) -> tuple[bytes, bytes]:
     except UnicodeDecodeError:
         return b'"' + base64.b64encode(body) + b'"', b"base64"
     return encode_basestring(text).encode(), b"text"
-
-
-def _string(text: str) -> bytes:
-    return encode_basestring_ascii(text).encode()
 
 
 def reply_lines(answer: bytes, duration: float) -> bytes:
