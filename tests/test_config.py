@@ -19,6 +19,7 @@ from wrapper.cli.options import (
     Settings,
     boolean,
     json_object,
+    parse_plain,
     resolve,
 )
 from wrapper.config import build_document
@@ -42,7 +43,7 @@ def settings(
     options: Sequence[Option] = OPTIONS,
 ) -> Settings:
     args = parser_for(options).parse_args(list(argv))
-    return resolve(args, options, dict(environ or {}))
+    return resolve(vars(args), options, dict(environ or {}))
 
 
 def document(argv: Sequence[str] = (), environ: Optional[Mapping[str, str]] = None) -> Any:
@@ -572,3 +573,38 @@ def test_spec_read_errors_surface_from_build_document(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{\n\n,}")
     assert spec_error(["--spec", str(bad)]).startswith(f"spec file {bad}: invalid JSON at line 3")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--code-src", "fn.py", "--handler", "main:handler"],
+        ["--debug", "--log-level", "debug", "--max-download-size", "1MiB", "--debug"],
+        ["--parameters", '{"a": 1}', "--path", "/p?q=1"],
+    ],
+)
+def test_a_plain_command_line_parses_as_argparse_would(argv: list[str]) -> None:
+    expected = vars(parser_for(INVOKE_OPTIONS).parse_args(argv))
+    given = parse_plain(argv, INVOKE_OPTIONS)
+    assert given is not None
+    assert {k: v for k, v in expected.items() if v is not None} == given
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--handler=main:handler"],
+        ["--no-debug"],
+        ["--header", "A: 1"],  # repeatable
+        ["--handler"],  # no value
+        ["--handler", "--debug"],
+        ["--log-level", "loud"],  # not a choice
+        ["--max-download-size", "lots"],  # not a size
+        ["--unknown", "x"],
+        ["stray"],
+    ],
+)
+def test_anything_else_is_left_to_argparse(argv: list[str]) -> None:
+    assert parse_plain(argv, INVOKE_OPTIONS) is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import logging
@@ -312,6 +311,8 @@ def _callables(module: ModuleType, wanted: str) -> str:
         and callable(value)
         and getattr(value, "__module__", None) == module.__name__
     )
+    import difflib  # only when a name is missing
+
     close = difflib.get_close_matches(wanted, names, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"{hint}the module defines: {', '.join(names) or 'no functions or classes'}"

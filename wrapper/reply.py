@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import base64
 import datetime
-import decimal
 import json
 import math
-import traceback
 import types
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import PurePath
 from typing import Any, Optional, Union
@@ -116,6 +113,8 @@ def error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Rep
     if debug:
         body["type"] = type(exc).__name__
         body["message"] = str(exc)
+        import traceback
+
         body["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return Reply(500, dump_json(body), JSON)
 
@@ -183,6 +182,9 @@ def _json_default(value: Any) -> Any:
     """JSON for common non-JSON types; anything else is a TypeError naming the type."""
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
+    import decimal  # imported on first use: a function that never returns one never pays
+    import uuid
+
     if isinstance(value, (uuid.UUID, decimal.Decimal, PurePath)):
         return str(value)
     if isinstance(value, (set, frozenset)):

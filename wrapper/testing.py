@@ -12,7 +12,6 @@ with no socket and no server process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json as jsonlib
 from dataclasses import dataclass
@@ -64,7 +63,7 @@ class FunctionClient:
         unknown = sorted(set(source) - known)
         if unknown:
             raise TypeError(f"unknown FunctionClient arguments: {', '.join(unknown)}")
-        settings = resolve(argparse.Namespace(**source), SOURCE_OPTIONS, {})
+        settings = resolve(source, SOURCE_OPTIONS, {})
         plan = FunctionPlan.from_dump(build_document(settings).model_dump(mode="json"))
         fetch = source_settings(settings, {})
 

@@ -18,7 +18,7 @@ def settings_for(argv: list[str], environ: Optional[dict[str, str]] = None):  # 
     for option in SOURCE_OPTIONS:
         option.add_to(parser)
     environ = environ or {}
-    return source_settings(resolve(parser.parse_args(argv), SOURCE_OPTIONS, environ), environ)
+    return source_settings(resolve(vars(parser.parse_args(argv)), SOURCE_OPTIONS, environ), environ)
 
 
 @pytest.mark.parametrize(

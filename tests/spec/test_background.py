@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from wrapper.spec import background
 
 
 def settings(**given: object):  # type: ignore[no-untyped-def]
-    return resolve(argparse.Namespace(**given), SOURCE_OPTIONS, {})
+    return resolve(given, SOURCE_OPTIONS, {})
 
 
 def test_a_prewarmed_validator_answers_with_the_plan() -> None:

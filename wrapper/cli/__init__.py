@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from wrapper import __version__
 from wrapper.errors import ExitCode, WrapperError
@@ -71,13 +71,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from wrapper.spec.background import prewarm
 
         prewarm()
-    args = build_parser().parse_args(argv)
-    command = importlib.import_module(f"wrapper.cli.{args.command}")
-    prog = f"fn-wrapper {args.command}"
-    from wrapper.cli.options import COMMON_OPTIONS, resolve
+    from wrapper.cli.options import COMMON_OPTIONS, parse_plain, resolve
 
+    given: Optional[dict[str, Any]] = None
+    if words and words[0] in COMMANDS:  # a plain command line needs no argparse
+        name = words[0]
+        command = importlib.import_module(f"wrapper.cli.{name}")
+        options = (*command.OPTIONS, *COMMON_OPTIONS)
+        given = parse_plain(words[1:], options)
+    if given is None:
+        args = vars(build_parser().parse_args(argv))
+        name = args["command"]
+        command = importlib.import_module(f"wrapper.cli.{name}")
+        options = (*command.OPTIONS, *COMMON_OPTIONS)
+        given = {option.dest: args.get(option.dest) for option in options}
+    prog = f"fn-wrapper {name}"
     try:
-        settings = resolve(args, (*command.OPTIONS, *COMMON_OPTIONS), os.environ)
+        settings = resolve(given, options, os.environ)
         from wrapper.logs import configure_logging
 
         configure_logging(settings.log_level, settings.log_format)

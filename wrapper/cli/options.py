@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from wrapper.errors import SpecError
+
+if TYPE_CHECKING:
+    import argparse
 
 ENV_PREFIX = "FN_WRAPPER_"
 
@@ -92,6 +94,8 @@ class Option:
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         """Register the flag; its default stays None so a given flag can be told apart."""
+        import argparse
+
         twin = f"env {self.env}" + (" (a JSON array)" if self.repeat else "")
         shown = f"; default: {self.default}" if self.default not in (None, False) else ""
         text = f"{self.help} [{twin}{shown}]".replace("%", "%%")
@@ -126,7 +130,38 @@ class Option:
         return value
 
 
+def parse_plain(words: Sequence[str], options: Sequence[Option]) -> Optional[dict[str, Any]]:
+    """The flags of a plain command line (`--flag value`, `--switch`), as argparse would
+    give them, without loading argparse; None for anything else (help, `--flag=value`,
+    `--no-switch`, repeats, an unknown or bad value), which then goes to argparse, whose
+    messages and help stay the reference. Saves ~10 ms of start-up."""
+    by_flag = {option.flag: option for option in options}
+    values: dict[str, Any] = {}
+    position = 0
+    while position < len(words):
+        option = by_flag.get(words[position])
+        if option is None or option.repeat:
+            return None
+        if option.switch:
+            values[option.dest] = True
+            position += 1
+            continue
+        if position + 1 >= len(words) or words[position + 1].startswith("--"):
+            return None
+        try:
+            value = option.parse(words[position + 1])
+        except ValueError:
+            return None
+        if option.choices and value not in option.choices:
+            return None
+        values[option.dest] = value
+        position += 2
+    return values
+
+
 def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    import argparse
+
     if parse is str:
         return str
 
@@ -155,7 +190,7 @@ class Settings:
 
 
 def resolve(
-    args: argparse.Namespace, options: Sequence[Option], environ: Mapping[str, str]
+    args: Mapping[str, Any], options: Sequence[Option], environ: Mapping[str, str]
 ) -> Settings:
     """Each option's value by precedence: flag, then environment twin, then default.
 
@@ -164,7 +199,7 @@ def resolve(
     values: dict[str, Any] = {}
     layers: dict[str, str] = {}
     for option in options:
-        given = getattr(args, option.dest, None)
+        given = args.get(option.dest)
         merges = option.parse is json_object
         wanted = environ.get(option.env) and (given is None or merges)
         twin = option.from_env(environ[option.env]) if wanted else None
