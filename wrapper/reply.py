@@ -88,7 +88,7 @@ def _from_nuclio_response(response: Any) -> Reply:
     reply = _body_reply(response.body)
     given = response.content_type
     if given and not (given == "text/plain" and reply.content_type == JSON):
-        reply.content_type = given  # Response's default text/plain does not relabel JSON
+        reply.content_type = str(given)  # Response's default text/plain does not relabel JSON
     reply.status = int(response.status_code)
     reply.headers = {str(k): str(v) for k, v in (response.headers or {}).items()}
     return reply

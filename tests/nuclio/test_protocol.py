@@ -191,6 +191,15 @@ def test_a_batch_gets_one_response_per_event_with_its_id(processor) -> None:
     assert answer.duration is not None
 
 
+def test_a_batch_result_that_cannot_be_encoded_fails_alone(processor) -> None:
+    code = "def handler(context, events):\n    return [{'a': object()}, 'fine']\n"
+    fake = processor(code)
+    answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
+    statuses = [(r["event_id"], r["status_code"]) for r in answer.response]
+    assert statuses == [("1", 500), ("2", 200)]
+    assert fake.call([event(event_id="3")]).response[0]["status_code"] == 500  # still serving
+
+
 ASYNC = """
 import asyncio
 
@@ -311,3 +320,31 @@ def test_a_frame_that_cannot_be_framed_ends_the_process_with_1(processor) -> Non
     record = fake.wait_for_log("stopping")
     assert record["level"] == "error" and "announced 0 bytes" in record["message"]
     assert fake.process.wait(30) == 1
+
+
+LOGGING = """
+import os
+
+def handler(context, event):
+    if event.path == "/secret":
+        context.logger.info("token is " + os.environ["GIT_TOKEN"])
+    else:
+        context.logger.info("x" * 200_000)
+    return "logged"
+"""
+
+
+def test_secrets_are_masked_in_l_lines(processor) -> None:
+    fake = processor(LOGGING, env={"GIT_TOKEN": "s3cr3t-value"})
+    answer = fake.call(event(path="/secret"))
+    [record] = [r for r in answer.logs if r["message"].startswith("token is")]
+    assert record["message"] == "token is ***"
+
+
+def test_a_huge_log_record_is_cut_and_the_framing_holds(processor) -> None:
+    fake = processor(LOGGING)
+    answer = fake.call(event(path="/big"))
+    [record] = [r for r in answer.logs if r["message"].startswith("xxx")]
+    assert len(record["message"]) < 70_000
+    assert record["message"].endswith("more characters cut]")
+    assert answer.body == b"logged"

@@ -217,13 +217,17 @@ class Session:
             results = [results] * len(events)
         answers = []
         for index, result in enumerate(results):
-            reply = result if isinstance(result, Reply) else to_reply(result)
-            stream = reply.stream
-            if stream is not None and not hasattr(stream, "__anext__"):
-                reply.body = collect(stream).body
             given = getattr(result, "event_id", None)
             if given is None and index < len(events):
                 given = codec.event_id(events[index])
+            try:
+                reply = result if isinstance(result, Reply) else to_reply(result)
+                stream = reply.stream
+                if stream is not None and not hasattr(stream, "__anext__"):
+                    reply.body = collect(stream).body
+            except (Exception, SystemExit) as exc:  # e.g. a dict json cannot encode
+                assert self.function is not None
+                reply = self.function.fail(exc, "" if given is None else str(given))
             answers.append(codec.response_json(reply, None if given is None else str(given)))
         return codec.batch_json(answers)
 
