@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import ModuleType, TracebackType
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from wrapper.errors import (
     HandlerModuleNotFound,
@@ -22,7 +22,9 @@ from wrapper.errors import (
     SpecError,
     UserCodeSyntaxError,
 )
-from wrapper.sources import SourceTree
+
+if TYPE_CHECKING:
+    from wrapper.sources import SourceTree
 
 log = logging.getLogger("wrapper.loader")
 
