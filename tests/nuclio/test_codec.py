@@ -42,8 +42,11 @@ def test_response_json_fields_and_event_id() -> None:
 
 
 def test_the_m_line_never_says_zero() -> None:
-    m_line, r_line, _ = codec.reply_lines(b"{}", 0.0).split(b"\n")
+    m_line, r_line, _ = codec.reply_lines(b"{}", 0).split(b"\n")
     assert json.loads(m_line[1:])["duration"] > 0
+    assert json.loads(codec.reply_lines(b"{}", 2_500_000_123)[1:].split(b"\n")[0]) == {
+        "duration": 2.500000123
+    }
     assert r_line == b"r{}"
 
 

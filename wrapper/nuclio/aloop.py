@@ -48,7 +48,7 @@ async def serve_async(session: Session, function: Function) -> int:
         loop.add_signal_handler(number, _finish, loop, action)
     session.announce()
     decode = session.settings.decode_strings
-    perf_counter = time.perf_counter
+    perf_counter = time.perf_counter_ns
     while True:
         try:
             payload = await _read_frame(reader)

@@ -184,7 +184,7 @@ class Session:
     def _serve_blocking(self, function: Function) -> int:
         reader = FrameReader(self.event_sock)
         decode = self.settings.decode_strings
-        perf_counter = time.perf_counter
+        perf_counter = time.perf_counter_ns
         respond = function.respond_whole
         while True:
             try:
