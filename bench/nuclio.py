@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--spawns", type=int, default=7)
+    parser.add_argument("--only", help="run the cases whose name contains this, e.g. '100 B'")
     options = parser.parse_args()
     package = importlib.util.find_spec("wrapper")
     for location in (package and package.submodule_search_locations) or []:
@@ -197,6 +198,7 @@ def main() -> None:
         ("64 KiB plain", event(os.urandom(32 * 1024).hex().encode(), "/plain")),
         ("64 KiB echoed", event(os.urandom(32 * 1024).hex().encode(), "/echo")),
     ]
+    cases = [case for case in cases if options.only is None or options.only in case[0]]
     print(
         f"python {sys.version.split()[0]}, {options.events} sequential events after "
         f"{options.warmup} warm-up, {options.rounds} rounds alternated; medians (min-max)"
@@ -223,6 +225,8 @@ def main() -> None:
         target = NUCLIO_REFERENCE_US / 3
         note = f" (target <= {target:.0f} us)" if name.startswith("100 B") else ""
         print(f"{name:14} fn-wrapper - floor: {spread(extra)} us of CPU per event{note}")
+    if not options.spawns:
+        return
     ours, imports = spawn_to_ready(folder, options.spawns)
     print(f"spawn to ready (s): fn-wrapper {spread(ours)} ms")
     print(f"python -c 'import nuclio_sdk, msgpack': {spread(imports)} ms")

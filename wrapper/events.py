@@ -81,9 +81,10 @@ def decode_body(body: bytes, content_type: str) -> Any:
 
     A body that fails to decode stays bytes, as Nuclio does: the handler decides.
     """
-    if not body:
+    lowered = content_type.lower()
+    if not body or "json" not in lowered:
         return body
-    mime = content_type.split(";", 1)[0].strip().lower()
+    mime = lowered.split(";", 1)[0].strip()
     if mime == "application/json" or mime.endswith("+json"):
         try:
             return json.loads(body)

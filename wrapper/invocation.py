@@ -12,6 +12,7 @@ from wrapper.errors import InitError, SignatureMismatch
 from wrapper.loader import LoadedCode, user_traceback
 from wrapper.logs import REQUEST_ID
 from wrapper.reply import (
+    OCTETS,
     TEXT,
     Reply,
     collect,
@@ -99,8 +100,11 @@ class Function:
         token = REQUEST_ID.set(event.id)
         try:
             result = self._call(event)
-            if type(result) is str:  # the commonest result, converted inline
+            kind = type(result)  # the commonest results are converted inline
+            if kind is str:
                 return Reply(200, result.encode(), TEXT)
+            if kind is bytes:
+                return Reply(200, result, OCTETS)
             return to_reply(result)
         except (Exception, SystemExit) as exc:
             return self.fail(exc, event.id)
@@ -123,8 +127,10 @@ class Function:
     def respond_whole(self, event: Any) -> Reply:
         """Like `respond`, with a streamed result collected into one body."""
         reply = self.respond(event)
-        if reply.stream is None:
-            return reply
+        return reply if reply.stream is None else self.collected(reply, event)
+
+    def collected(self, reply: Reply, event: Any) -> Reply:
+        """A streamed (sync) reply of `respond` with its chunks collected into one body."""
         try:
             return _with_body(reply, collect(reply.stream))  # type: ignore[arg-type]
         except (Exception, SystemExit) as exc:

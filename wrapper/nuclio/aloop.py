@@ -71,9 +71,10 @@ async def serve_async(session: Session, function: Function) -> int:
             except (Exception, SystemExit) as exc:
                 results = function.fail(exc, batch_id(events))
             answer = session.answer_batch(events, results)
+            send(codec.reply_lines(answer, perf_counter() - started))
         else:
-            answer = codec.response_json(await function.arespond_whole(events))
-        send(codec.reply_lines(answer, perf_counter() - started))
+            reply = await function.arespond_whole(events)
+            send(codec.event_lines(reply, perf_counter() - started))
         await writer.drain()
 
 

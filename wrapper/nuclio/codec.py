@@ -41,71 +41,56 @@ def decode_events(payload: bytes, decode_strings: bool) -> tuple[Events, bool]:
         raise MalformedEvent(f"a string in the event is not UTF-8 ({exc.reason})") from None
     except (ValueError, msgpack.UnpackException) as exc:
         raise MalformedEvent(f"the frame is not one msgpack value ({exc})") from None
-    if isinstance(data, dict):
-        return _event(data, decode_strings), False
+    kind = WireEvent if decode_strings else RawWireEvent
+    if type(data) is dict:
+        return kind(data), False
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
-        return [_event(item, decode_strings) for item in data], True
+        return [kind(item) for item in data], True
     raise MalformedEvent(f"expected an event map or a list of them, got {type(data).__name__}")
 
 
-def _event(data: dict[Any, Any], decoded: bool) -> Any:
-    return WireEvent(data) if decoded else RawWireEvent(data)
+Reader = Callable[["WireEvent", dict[str, Any]], Any]
 
 
-class WireEvent(nuclio_sdk.Event):  # type: ignore[misc]
-    """A nuclio-sdk Event whose fields are read from the processor's map when first used.
+class _Lazy:
+    """An Event field read from the processor's map on first use, then kept on the event
+    (a plain attribute from then on, so a handler can reassign it too).
 
-    Most handlers touch two or three of the twenty fields: the id (every call reads it),
-    path and method are set at once, the others on first access (then kept, so they can be
-    reassigned too).
+    `read(event, wire)` computes the value; without it the map's value under the field's
+    name is taken, `default` when absent (for a string field: "", or b"" in raw mode).
     """
 
-    BLANK: Any = ""
-    """An absent string field ("" here, b"" in raw mode)."""
+    __slots__ = ("default", "name", "read")
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._wire = data
-        get = data.get
-        self.id = get("id") or self.new_id()
-        self.path = get("path") or self.BLANK + "/"
-        self.method = get("method") or self.BLANK
+    def __init__(self, read: Optional[Reader] = None, default: Any = None) -> None:
+        self.read = read
+        self.default = default
 
-    @staticmethod
-    def new_id() -> Any:
-        return new_request_id()
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
 
-    def __getattr__(self, name: str) -> Any:
-        read = _LAZY.get(name)
-        if read is None:
-            raise AttributeError(name)
-        value = read(self, self._wire)
-        setattr(self, name, value)
+    def __get__(self, event: Optional[WireEvent], owner: Optional[type] = None) -> Any:
+        if event is None:
+            return self
+        wire = event._wire
+        if self.read is not None:
+            value = self.read(event, wire)
+        elif self.default is _TEXT:
+            value = wire.get(self.name) or event.BLANK
+        else:
+            value = wire.get(self.name, self.default)
+        event.__dict__[self.name] = value
         return value
 
-    def to_json(self) -> str:
-        for name in _LAZY:  # every field in vars(self), which nuclio-sdk's to_json reads
-            getattr(self, name)
-        return str(super().to_json())
+
+_TEXT: Any = object()
+"""The default of a string field: "" (b"" in raw mode) when absent or empty."""
 
 
-class RawWireEvent(WireEvent):
-    """Nuclio's raw mode: string values stay bytes (the map's keys are decoded once)."""
-
-    BLANK = b""
-
-    def __init__(self, data: dict[bytes, Any]) -> None:
-        super().__init__({key.decode("latin-1"): value for key, value in data.items()})
-
-    @staticmethod
-    def new_id() -> Any:
-        return new_request_id().encode()
-
-
-def _body(event: WireEvent, wire: dict[str, Any]) -> Any:
-    body = wire.get("body", b"")
-    if type(body) is not bytes:
+def _body(body: Any, content_type: Any) -> Any:
+    """The event's body: JSON decoded for a JSON content type (text or raw-mode bytes)."""
+    if type(body) is not bytes or not body:
         return body  # a structured (map) body, as a CloudEvent may carry
-    content_type = event.content_type
     if type(content_type) is bytes:
         content_type = content_type.decode("latin-1")
     return decode_body(body, content_type)
@@ -124,33 +109,64 @@ def _trigger(event: WireEvent, wire: dict[str, Any]) -> Any:
     return nuclio_sdk.TriggerInfo(kind, trigger.get("name", trigger.get(b"name", event.BLANK)))
 
 
-def _field(key: str, default: Any = None) -> Callable[[WireEvent, dict[str, Any]], Any]:
-    return lambda event, wire: wire.get(key, default)
+class WireEvent(nuclio_sdk.Event):  # type: ignore[misc]
+    """A nuclio-sdk Event whose fields are read from the processor's map when first used.
+
+    Most handlers touch a few of the twenty fields: the id (every call reads it), path,
+    method, content type and body are set at once, the others on first access.
+    """
+
+    BLANK: Any = ""
+    """An absent string field ("" here, b"" in raw mode)."""
+
+    trigger = _Lazy(_trigger)
+    fields = _Lazy(lambda event, wire: wire.get("fields") or {})
+    headers = _Lazy(_headers)
+    size = _Lazy(default=0)
+    timestamp = _Lazy(lambda event, wire: _timestamp(wire.get("timestamp")))
+    url = _Lazy(default=_TEXT)
+    shard_id = _Lazy()
+    num_shards = _Lazy()
+    type = _Lazy()
+    type_version = _Lazy()
+    version = _Lazy()
+    last_in_batch = _Lazy(lambda event, wire: False)
+    offset = _Lazy(default=0)
+    topic = _Lazy()
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._wire = data
+        get = data.get
+        self.id = get("id") or self.new_id()
+        self.path = get("path") or self.BLANK + "/"
+        self.method = get("method") or self.BLANK
+        self.content_type = get("content_type") or self.BLANK
+        self.body = _body(get("body", b""), self.content_type)
+
+    @staticmethod
+    def new_id() -> Any:
+        return new_request_id()
+
+    def to_json(self) -> str:
+        for name in _LAZY_FIELDS:  # every field in vars(self), which nuclio-sdk's to_json reads
+            getattr(self, name)
+        return str(super().to_json())
 
 
-def _text(key: str) -> Callable[[WireEvent, dict[str, Any]], Any]:
-    return lambda event, wire: wire.get(key) or event.BLANK
+_LAZY_FIELDS = tuple(name for name, value in vars(WireEvent).items() if isinstance(value, _Lazy))
 
 
-_LAZY: dict[str, Callable[[WireEvent, dict[str, Any]], Any]] = {
-    "body": _body,
-    "content_type": _text("content_type"),
-    "trigger": _trigger,
-    "fields": lambda event, wire: wire.get("fields") or {},
-    "headers": _headers,
-    "size": _field("size", 0),
-    "timestamp": lambda event, wire: _timestamp(wire.get("timestamp")),
-    "url": _text("url"),
-    "shard_id": _field("shard_id"),
-    "num_shards": _field("num_shards"),
-    "type": _field("type"),
-    "type_version": _field("type_version"),
-    "version": _field("version"),
-    "last_in_batch": lambda event, wire: False,
-    "offset": _field("offset", 0),
-    "topic": _field("topic"),
-}
-"""The Event attributes read on first use, and how each is read from the processor's map."""
+class RawWireEvent(WireEvent):
+    """Nuclio's raw mode: string values stay bytes (the map's keys are decoded once)."""
+
+    BLANK = b""
+
+    def __init__(self, data: dict[bytes, Any]) -> None:
+        super().__init__({key.decode("latin-1"): value for key, value in data.items()})
+
+    @staticmethod
+    def new_id() -> Any:
+        return new_request_id().encode()
 
 
 def _timestamp(seconds: Any) -> datetime.datetime:
@@ -170,20 +186,46 @@ def _string(text: str) -> bytes:
     return encode_basestring_ascii(text).encode()
 
 
+_RESPONSE = (
+    b'{"body": "%s", "body_encoding": "%s", "content_type": %s, "status_code": %d, "headers": %s%s}'
+)
+_LINES = b'm{"duration": %d.%09d}\nr' + _RESPONSE + b"\n"
+
+
 def response_json(reply: Reply, event: Optional[str] = None) -> bytes:
     """The processor's response object as JSON: a UTF-8 body as text, any other body base64.
 
     Written by hand rather than by json.dumps: this runs once per event, and a large text
     body that needs no escaping (the common case) is copied rather than scanned by escaping.
     """
-    body, encoding = _body_json(reply.body)
+    return _RESPONSE % _response_fields(reply, event)
+
+
+def event_lines(reply: Reply, nanoseconds: int) -> bytes:
+    """The `m` (duration, in seconds) and `r` (response) lines that end one event.
+
+    The duration is written from integer nanoseconds (repr of a float costs more than the
+    rest of the line) and is never 0, which the processor would log as an error.
+    """
+    seconds, rest = divmod(max(nanoseconds, 1), 1_000_000_000)
+    return _LINES % (seconds, rest, *_response_fields(reply, None))
+
+
+def reply_lines(answer: bytes, nanoseconds: int) -> bytes:
+    """The `m` and `r` lines that end a batch, whose response objects are in `answer`."""
+    seconds, rest = divmod(max(nanoseconds, 1), 1_000_000_000)
+    return b'm{"duration": %d.%09d}\nr%s\n' % (seconds, rest, answer)
+
+
+def _response_fields(reply: Reply, event: Optional[str]) -> tuple[Any, ...]:
+    body = reply.body
+    encoding = b"text"
+    if not body.isascii() or len(body.translate(None, _NEEDS_ESCAPE)) != len(body):
+        body, encoding = _escaped(body)
     headers = json.dumps(reply.headers).encode() if reply.headers else b"{}"
     content_type = _CONTENT_TYPES.get(reply.content_type) or _string(reply.content_type or "")
     extra = b"" if event is None else b', "event_id": ' + _string(event)
-    return (
-        b'{"body": %s, "body_encoding": "%s", "content_type": %s, "status_code": %d, '
-        b'"headers": %s%s}' % (body, encoding, content_type, reply.status, headers, extra)
-    )
+    return body, encoding, content_type, reply.status, headers, extra
 
 
 _CONTENT_TYPES: dict[Optional[str], bytes] = {
@@ -194,27 +236,17 @@ _CONTENT_TYPES: dict[Optional[str], bytes] = {
 
 
 _NEEDS_ESCAPE = bytes(range(32)) + b'"\\'
+"""The ASCII bytes a JSON string cannot hold as they are."""
 
 
-def _body_json(body: bytes) -> tuple[bytes, bytes]:
-    """The body as a JSON string, and its encoding on the wire (text or base64)."""
-    if body.isascii() and len(body.translate(None, _NEEDS_ESCAPE)) == len(body):
-        return b'"' + body + b'"', b"text"
+def _escaped(body: bytes) -> tuple[bytes, bytes]:
+    """A body that cannot be copied into a JSON string as it is: escaped UTF-8 text, or
+    base64; without the quotes, and its encoding on the wire."""
     try:
         text = body.decode()
     except UnicodeDecodeError:
-        return b'"' + base64.b64encode(body) + b'"', b"base64"
-    return encode_basestring(text).encode(), b"text"
-
-
-def reply_lines(answer: bytes, nanoseconds: int) -> bytes:
-    """The `m` (duration, in seconds) and `r` (response) lines that end one event or batch.
-
-    The duration is written from integer nanoseconds (repr of a float costs more than the
-    rest of the line) and is never 0, which the processor would log as an error.
-    """
-    seconds, rest = divmod(max(nanoseconds, 1), 1_000_000_000)
-    return b'm{"duration": %d.%09d}\nr%s\n' % (seconds, rest, answer)
+        return base64.b64encode(body), b"base64"
+    return encode_basestring(text)[1:-1].encode(), b"text"
 
 
 def batch_json(answers: list[bytes]) -> bytes:

@@ -51,23 +51,49 @@ def connect(path: str, attempts: int = CONNECT_ATTEMPTS, delay: float = 1.0) -> 
 
 
 class FrameReader:
-    """Reads frames from a blocking socket through one buffer (few system calls per event)."""
+    """Reads frames from a blocking socket with few system calls: the processor writes a
+    frame's length and its payload separately, so usually one `recv` returns the length and
+    one more (waiting for all of it) the payload."""
+
+    CHUNK = 64 * 1024
 
     def __init__(self, sock: socket.socket) -> None:
-        self._stream = sock.makefile("rb", buffering=256 * 1024)
+        self._recv = sock.recv
+        self._pending = b""
 
     def read(self) -> bytes:
         """The next frame's payload; ProcessorGone at the end of the stream or on a bad length."""
-        head = self._stream.read(4)
-        if not head:
-            raise ProcessorClosed("the processor closed the event socket")
-        if len(head) < 4:
-            raise ProcessorGone("the processor closed the event socket in the middle of a frame")
-        length = frame_length(head)
-        payload: bytes = self._stream.read(length)
-        if len(payload) < length:
-            raise ProcessorGone("the processor closed the event socket in the middle of a frame")
-        return payload
+        data = self._pending
+        while len(data) < 4:
+            chunk = self._recv(self.CHUNK)
+            if not chunk:
+                raise _closed(mid_frame=bool(data))
+            data += chunk
+        end = frame_length(data[:4]) + 4
+        if len(data) >= end:
+            self._pending = data[end:]
+            return data[4:end]
+        self._pending = b""
+        return self._rest(data[4:], end - 4)
+
+    def _rest(self, start: bytes, length: int) -> bytes:
+        """A payload of `length` bytes whose first part is `start` (often empty)."""
+        chunks = [start] if start else []
+        missing = length - len(start)
+        while missing:  # more than one pass only when a signal interrupts the wait
+            chunk = self._recv(missing, socket.MSG_WAITALL)
+            if not chunk:
+                raise _closed(mid_frame=True)
+            chunks.append(chunk)
+            missing -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _closed(mid_frame: bool) -> ProcessorGone:
+    """The error for the end of the stream (fatal in the middle of a frame)."""
+    if mid_frame:
+        return ProcessorGone("the processor closed the event socket in the middle of a frame")
+    return ProcessorClosed("the processor closed the event socket")
 
 
 def frame_length(head: bytes) -> int:

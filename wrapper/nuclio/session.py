@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -55,7 +56,8 @@ class Session:
         self.settings = settings
         self.state: Optional[str] = None  # None serving, else "draining" / "terminating"
         self.function: Optional[Function] = None
-        self._writer: Optional[LineWriter] = None
+        self._lock = threading.Lock()
+        self._sendall: Callable[[bytes], None] = _not_connected
         self._control: Optional[LineWriter] = None
         self._sending = False
         self._deferred: list[Callable[[], None]] = []
@@ -73,12 +75,12 @@ class Session:
         self._send = send
 
     def _send_blocking(self, data: bytes) -> None:
-        assert self._writer is not None
-        self._sending = True
-        try:
-            self._writer.send(data)
-        finally:
-            self._sending = False
+        with self._lock:
+            self._sending = True
+            try:
+                self._sendall(data)
+            finally:
+                self._sending = False
         while self._deferred:
             self._deferred.pop(0)()
 
@@ -94,7 +96,7 @@ class Session:
         attempts = self.settings.connect_attempts
         event_path = self.settings.event_socket.split(",")[0].strip()
         self.event_sock = connect(event_path, attempts)
-        self._writer = LineWriter(self.event_sock)
+        self._sendall = self.event_sock.sendall
         if self.settings.control_socket:
             self._control = LineWriter(connect(self.settings.control_socket, attempts))
         secrets = [os.environ[n] for n in SECRET_VARIABLES if len(os.environ.get(n, "")) >= 4]
@@ -182,22 +184,23 @@ class Session:
     # --- events -------------------------------------------------------------------------
 
     def _serve_blocking(self, function: Function) -> int:
-        reader = FrameReader(self.event_sock)
+        read = FrameReader(self.event_sock).read
         decode = self.settings.decode_strings
         perf_counter = time.perf_counter_ns
-        respond = function.respond_whole
+        respond = function.respond
+        send = self._send_blocking
         while True:
             try:
-                payload = reader.read()
+                payload = read()
             except ProcessorGone as exc:
                 return self.gone(exc)
             if self.state is not None:
-                self.send(self.refused(payload))
+                send(self.refused(payload))
                 continue
             try:
                 events, batch = codec.decode_events(payload, decode)
             except codec.MalformedEvent as exc:
-                self.send(malformed(exc))
+                send(malformed(exc))
                 continue
             started = perf_counter()
             if batch:
@@ -206,9 +209,12 @@ class Session:
                 except (Exception, SystemExit) as exc:
                     results = function.fail(exc, batch_id(events))
                 answer = self.answer_batch(events, results)
-            else:
-                answer = codec.response_json(respond(events))
-            self.send(codec.reply_lines(answer, perf_counter() - started))
+                send(codec.reply_lines(answer, perf_counter() - started))
+                continue
+            reply = respond(events)
+            if reply.stream is not None:
+                reply = function.collected(reply, events)
+            send(codec.event_lines(reply, perf_counter() - started))
 
     def answer_batch(self, events: list[Any], results: Any) -> bytes:
         """One response object per result, with its `event_id` (the event at the same
@@ -284,3 +290,7 @@ def _run_sync(result: Optional[Any]) -> None:
             asyncio.run(awaited())
         except Exception:
             log.exception("a signal callback raised")
+
+
+def _not_connected(data: bytes) -> None:
+    raise AssertionError("a line sent before the event socket was connected")
