@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, Callable, Optional
 
 from wrapper.errors import InitError, SignatureMismatch
@@ -21,6 +20,16 @@ from wrapper.reply import (
     is_deliberate,
     to_reply,
 )
+from wrapper.signature import (
+    NAMED,
+    POSITIONAL,
+    VAR_KEYWORD,
+    VAR_POSITIONAL,
+    Param,
+    is_async_generator_function,
+    is_coroutine_function,
+    parameters,
+)
 
 log = logging.getLogger("wrapper.invocation")
 
@@ -28,8 +37,6 @@ RESERVED = ("context", "event", "project", "run")
 """Argument names the runtime fills itself when a handler declares them."""
 
 _EVENT = object()
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 class Function:
@@ -55,7 +62,7 @@ class Function:
         self.is_async = is_coroutine_function(code.handler)
         self.needs_loop = (
             self.is_async
-            or inspect.isasyncgenfunction(inspect.unwrap(code.handler))
+            or is_async_generator_function(code.handler)
             or (code.init is not None and is_coroutine_function(code.init))
         )
         self._init = plan_init(code.init, code.init_name, context, dict(init_parameters or {}))
@@ -67,7 +74,7 @@ class Function:
         """Run the init function once (an `async def` one in a fresh event loop)."""
         try:
             result = self._init_once()
-            if inspect.isawaitable(result):
+            if isinstance(result, Awaitable):
                 import asyncio  # only for an async init: a sync function never loads asyncio
 
                 asyncio.run(_awaited(result))
@@ -78,7 +85,7 @@ class Function:
         """Run the init function once, inside the running event loop."""
         try:
             result = self._init_once()
-            if inspect.isawaitable(result):
+            if isinstance(result, Awaitable):
                 await result
         except Exception as exc:
             raise _init_failed(exc) from None
@@ -180,16 +187,6 @@ def _init_failed(exc: Exception) -> InitError:
     )
 
 
-def is_coroutine_function(func: Callable[..., Any]) -> bool:
-    """True for `async def` functions, bound methods, partials and objects with async __call__."""
-    target = inspect.unwrap(func)
-    while isinstance(target, functools.partial):
-        target = target.func
-    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None)  # noqa: B004 - an object with `async def __call__`
-    )
-
-
 def plan_call(
     handler: Callable[..., Any], available: Mapping[str, Any], values: Mapping[str, Any]
 ) -> Callable[[Any], Any]:
@@ -198,14 +195,14 @@ def plan_call(
     `available` holds the runtime's reserved values (context, project, run); `values` the
     run's parameters and inputs. `event` is the only value that changes per call.
     """
-    params = list(_signature(handler, "handler").parameters.values())
-    fills: list[tuple[int, inspect.Parameter, Any]] = []
+    params = parameters(handler, "handler")
+    fills: list[tuple[int, Param, Any]] = []
     missing: list[str] = []
     takes_kwargs = False
     for index, param in enumerate(params):
-        if param.kind is inspect.Parameter.VAR_KEYWORD:
+        if param.kind == VAR_KEYWORD:
             takes_kwargs = True
-        elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+        elif param.kind == VAR_POSITIONAL:
             continue
         elif param.name == "event":
             fills.append((index, param, _EVENT))
@@ -218,7 +215,7 @@ def plan_call(
             )
         elif param.name in values:
             fills.append((index, param, values[param.name]))
-        elif param.default is inspect.Parameter.empty:
+        elif param.required:
             missing.append(param.name)
     named = {p.name for _, p, _ in fills}
     first_is_context = not named or (named == {"context"} and params[0].name == "context")
@@ -242,7 +239,7 @@ def plan_call(
 
 def _caller(
     handler: Callable[..., Any],
-    fills: list[tuple[int, inspect.Parameter, Any]],
+    fills: list[tuple[int, Param, Any]],
     rest: dict[str, Any],
 ) -> Callable[[Any], Any]:
     """The cheapest callable that passes `fills` (+ `rest` as **kwargs) and the event.
@@ -253,7 +250,7 @@ def _caller(
     keyword = dict(rest)
     by_position = True
     for index, param, value in fills:
-        by_position = by_position and param.kind in _POSITIONAL and len(positional) == index
+        by_position = by_position and param.kind in POSITIONAL and len(positional) == index
         if by_position:
             positional.append(value)
         else:
@@ -283,9 +280,9 @@ def _general_caller(
 
 def _nuclio_shaped(handler: Callable[..., Any]) -> bool:
     """`def handler(ctx, evt)` with other names: called positionally as Nuclio does."""
-    params = list(_signature(handler, "handler").parameters.values())
-    required = [p for p in params if p.kind in _POSITIONAL and p.default is p.empty]
-    return len(required) == 2 and all(p.kind in _POSITIONAL for p in params[:2])
+    params = parameters(handler, "handler")
+    required = [p for p in params if p.kind in POSITIONAL and p.required]
+    return len(required) == 2 and all(p.kind in POSITIONAL for p in params[:2])
 
 
 def plan_init(
@@ -302,18 +299,16 @@ def plan_init(
                 "has no init function: set init_function"
             )
         return None
-    params = list(_signature(init, "init_function").parameters.values())
-    takes_varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
-    if not (params and params[0].kind in _POSITIONAL) and not takes_varargs:
+    params = parameters(init, "init_function")
+    takes_varargs = any(p.kind == VAR_POSITIONAL for p in params)
+    if not (params and params[0].kind in POSITIONAL) and not takes_varargs:
         raise SignatureMismatch(f"init function {name!r} must take the context as first argument")
-    rest = params[1:] if params and params[0].kind in _POSITIONAL else params
-    accepted = {p.name for p in rest if p.kind in _NAMED}
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    rest = params[1:] if params and params[0].kind in POSITIONAL else params
+    accepted = {p.name for p in rest if p.kind in NAMED}
+    takes_kwargs = any(p.kind == VAR_KEYWORD for p in params)
     extra = [] if takes_kwargs else sorted(set(init_parameters) - accepted)
     missing = [
-        p.name
-        for p in rest
-        if p.kind in _NAMED and p.default is p.empty and p.name not in init_parameters
+        p.name for p in rest if p.kind in NAMED and p.required and p.name not in init_parameters
     ]
     if extra or missing:
         problems = []
@@ -325,12 +320,3 @@ def plan_init(
             f"init function {name!r} does not match init_parameters: {'; '.join(problems)}"
         )
     return functools.partial(init, context, **init_parameters)
-
-
-def _signature(func: Callable[..., Any], field_name: str) -> inspect.Signature:
-    try:
-        return inspect.signature(func)
-    except (TypeError, ValueError) as exc:
-        raise SignatureMismatch(
-            f"{field_name}: cannot read the signature of {func!r}: {exc}"
-        ) from None

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import re
 import sys
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from wrapper.errors import (
     HandlerModuleNotFound,
@@ -37,8 +35,7 @@ _RUNTIME_DIR = Path(__file__).resolve().parent
 _MISSING = object()
 
 
-@dataclass(frozen=True)
-class HandlerRef:
+class HandlerRef(NamedTuple):
     """A parsed handler reference: `func`, `mod:func`, `path/file.py:func`, `mod:Class.method`."""
 
     text: str
@@ -73,16 +70,23 @@ class HandlerRef:
 _GRAMMAR = "forms: func, module:func, pkg.module:func, path/to/file.py:func, module:Class.method"
 
 
-@dataclass
 class LoadedCode:
     """The user's callables, imported once."""
 
-    handler: Callable[..., Any]
-    handler_name: str
-    init: Optional[Callable[..., Any]] = None
-    init_name: Optional[str] = None
-    module: Optional[ModuleType] = None
-    _instances: dict[type, Any] = field(default_factory=dict, repr=False)
+    def __init__(
+        self,
+        handler: Callable[..., Any],
+        handler_name: str,
+        init: Optional[Callable[..., Any]] = None,
+        init_name: Optional[str] = None,
+        module: Optional[ModuleType] = None,
+    ) -> None:
+        self.handler = handler
+        self.handler_name = handler_name
+        self.init = init
+        self.init_name = init_name
+        self.module = module
+        self._instances: dict[type, Any] = {}
 
 
 def load_code(tree: SourceTree, handler: str, init_function: Optional[str] = None) -> LoadedCode:
@@ -290,6 +294,8 @@ def _resolve(
             loaded._instances[target] = instance
         bound = getattr(instance, method, None)
         if not callable(bound):
+            import inspect  # only to list a class's members in an error
+
             public = [n for n, _ in inspect.getmembers(target, callable) if not n.startswith("_")]
             raise HandlerNotFound(
                 f"{field_name}: class {first!r} has no method {method!r}; its methods: "

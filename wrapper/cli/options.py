@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from wrapper.errors import SpecError
@@ -71,18 +70,27 @@ def boolean(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-@dataclass(frozen=True)
 class Option:
     """One flag and its environment twin."""
 
-    flag: str
-    help: str
-    parse: Callable[[str], Any] = str
-    default: Any = None
-    repeat: bool = False
-    switch: bool = False
-    choices: Optional[Sequence[str]] = None
-    metavar: Optional[str] = None
+    __slots__ = ("choices", "default", "flag", "help", "metavar", "parse", "repeat", "switch")
+
+    def __init__(
+        self,
+        flag: str,
+        help: str,
+        parse: Callable[[str], Any] = str,
+        default: Any = None,
+        repeat: bool = False,
+        switch: bool = False,
+        choices: Optional[Sequence[str]] = None,
+        metavar: Optional[str] = None,
+    ) -> None:
+        self.flag, self.help, self.parse, self.default = flag, help, parse, default
+        self.repeat, self.switch, self.choices, self.metavar = repeat, switch, choices, metavar
+
+    def __repr__(self) -> str:
+        return f"Option({self.flag!r})"
 
     @property
     def dest(self) -> str:
@@ -175,12 +183,15 @@ def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return converted
 
 
-@dataclass
 class Settings:
     """Resolved option values and which layer gave each: "flag", "env" or "default"."""
 
-    values: dict[str, Any]
-    layers: dict[str, str]
+    def __init__(self, values: dict[str, Any], layers: dict[str, str]) -> None:
+        self.values = values
+        self.layers = layers
+
+    def __repr__(self) -> str:
+        return f"Settings({self.values!r})"
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__.get("values")  # absent while unpickling

@@ -16,7 +16,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from wrapper.errors import InitError, WrapperError
@@ -39,14 +38,20 @@ READY_LINE = b"s\n"
 INITIALIZED = {"kind": "wrapperInitialized", "attributes": {"ready": "true"}}
 
 
-@dataclass(frozen=True)
 class SessionSettings:
     """What the processor's command line says about this worker."""
 
-    event_socket: str
-    control_socket: Optional[str] = None
-    decode_strings: bool = False
-    connect_attempts: int = 60
+    def __init__(
+        self,
+        event_socket: str,
+        control_socket: Optional[str] = None,
+        decode_strings: bool = False,
+        connect_attempts: int = 60,
+    ) -> None:
+        self.event_socket = event_socket
+        self.control_socket = control_socket
+        self.decode_strings = decode_strings
+        self.connect_attempts = connect_attempts
 
 
 class Session:
