@@ -118,6 +118,8 @@ class WireEvent(nuclio_sdk.Event):  # type: ignore[misc]
 
     BLANK: Any = ""
     """An absent string field ("" here, b"" in raw mode)."""
+    JSON: Any = "json"
+    """In every JSON content type (only those bodies are decoded)."""
 
     trigger = _Lazy(_trigger)
     fields = _Lazy(lambda event, wire: wire.get("fields") or {})
@@ -140,8 +142,9 @@ class WireEvent(nuclio_sdk.Event):  # type: ignore[misc]
         self.id = get("id") or self.new_id()
         self.path = get("path") or self.BLANK + "/"
         self.method = get("method") or self.BLANK
-        self.content_type = get("content_type") or self.BLANK
-        self.body = _body(get("body", b""), self.content_type)
+        content_type = self.content_type = get("content_type") or self.BLANK
+        body = get("body", b"")
+        self.body = _body(body, content_type) if self.JSON in content_type.lower() else body
 
     @staticmethod
     def new_id() -> Any:
@@ -160,6 +163,7 @@ class RawWireEvent(WireEvent):
     """Nuclio's raw mode: string values stay bytes (the map's keys are decoded once)."""
 
     BLANK = b""
+    JSON = b"json"
 
     def __init__(self, data: dict[bytes, Any]) -> None:
         super().__init__({key.decode("latin-1"): value for key, value in data.items()})

@@ -69,7 +69,10 @@ class FrameReader:
             if not chunk:
                 raise _closed(mid_frame=bool(data))
             data += chunk
-        end = frame_length(data[:4]) + 4
+        length = int.from_bytes(data[:4], "big", signed=True)
+        if not 0 < length <= MAX_FRAME:
+            raise ProcessorGone(bad_length(length))
+        end = length + 4
         if len(data) >= end:
             self._pending = data[end:]
             return data[4:end]
@@ -99,9 +102,13 @@ def _closed(mid_frame: bool) -> ProcessorGone:
 def frame_length(head: bytes) -> int:
     """The length a frame's 4-byte head announces; ProcessorGone when it cannot be one."""
     length = int.from_bytes(head, "big", signed=True)
-    if length <= 0 or length > MAX_FRAME:
-        raise ProcessorGone(f"a frame announced {length} bytes (expected 1 to {MAX_FRAME})")
+    if not 0 < length <= MAX_FRAME:
+        raise ProcessorGone(bad_length(length))
     return length
+
+
+def bad_length(length: int) -> str:
+    return f"a frame announced {length} bytes (expected 1 to {MAX_FRAME})"
 
 
 class LineWriter:
