@@ -11,7 +11,6 @@ import socket
 import sys
 import tarfile
 import threading
-import time
 import urllib.request
 import uuid
 import zipfile
@@ -21,10 +20,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Optional
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
+from tests.moto_s3 import SECRET, moto_server, point_aws_at
 from wrapper.errors import SourceError, UnsafeArchiveError
 from wrapper.loader import load_code
 from wrapper.sources import SourceTree, materialise_source
@@ -32,7 +30,6 @@ from wrapper.sources.archive import ArchiveLimits
 from wrapper.sources.settings import FetchLimits, SourceSettings
 
 HANDLER = b"def handler(context, event):\n    return 's3'\n"
-SECRET = "moto-secret-key-not-shown"
 _REQUEST = re.compile(r'"(?:\x1b\[[0-9;]*m)*([A-Z]+) (\S+) HTTP')
 
 
@@ -89,43 +86,16 @@ def s3_server() -> Iterator[Server]:
     werkzeug.addHandler(log)
     level = werkzeug.level
     werkzeug.setLevel(logging.INFO)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    _wait_until_answers(url)
-    client = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key=SECRET, region_name="us-east-1"
-    ).client("s3", endpoint_url=url)
-    yield Server(url, log, client)
-    server.stop()
+    with moto_server() as (url, client):
+        yield Server(url, log, client)
     werkzeug.removeHandler(log)
     werkzeug.setLevel(level)
-
-
-def _wait_until_answers(url: str) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.fixture
 def bucket(s3_server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Bucket:
     """AWS variables pointing at the server (and nothing from the user's AWS config)."""
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    point_aws_at(s3_server.url, monkeypatch, tmp_path)
     made = Bucket(s3_server)
     made.client.create_bucket(Bucket=made.name)
     return made

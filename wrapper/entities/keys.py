@@ -18,6 +18,7 @@ ENTITY_TYPES = ("dataitem", "artifact", "model")
 GRAMMAR = "store://<project>/<entity_type>/<kind>/<name>[:<id>]"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+NAME_RULE = "letters, digits, . _ + -; a letter or digit first; at most 128"
 _PARTS = ("project", "entity_type", "kind", "name")
 
 
@@ -49,11 +50,11 @@ class EntityKey(NamedTuple):
         values = [*parts[:3], name]
         for part, value in zip(_PARTS, values):
             if not _NAME.fullmatch(value):
-                raise bad(f"{part} {value!r} is not a name (letters, digits, . _ + -)")
+                raise bad(f"{part} {value!r} is not a name ({NAME_RULE})")
         if values[1] not in ENTITY_TYPES:
             raise bad(f"entity type {values[1]!r} is not one of {', '.join(ENTITY_TYPES)}")
         if colon and not _NAME.fullmatch(version):
-            raise bad(f"id {version!r} is not an id (letters, digits, . _ + -)")
+            raise bad(f"id {version!r} is not an id ({NAME_RULE})")
         project, entity_type, kind = parts[:3]
         return cls(project, entity_type, kind, name, version or None)
 
@@ -69,3 +70,15 @@ class EntityKey(NamedTuple):
 def is_key(text: str) -> bool:
     """Whether `text` is meant as a key (else it is an entity's name)."""
     return text.startswith(SCHEME)
+
+
+def is_name(text: object) -> bool:
+    """Whether `text` can be a project, kind, name or id (a safe path segment)."""
+    return isinstance(text, str) and _NAME.fullmatch(text) is not None
+
+
+def check_names(field: str, **parts: str) -> None:
+    """A SpecError naming `field` and the first part that is not a name."""
+    for part, value in parts.items():
+        if not is_name(value):
+            raise SpecError(f"{field}: {part} {value!r} is not a name ({NAME_RULE})")

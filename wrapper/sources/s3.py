@@ -28,7 +28,7 @@ from wrapper.sources.uri import SourceURI
 
 log = logging.getLogger("wrapper.sources")
 _DENIED = "access denied (check the AWS credentials and the bucket policy)"
-_REASONS = {
+S3_REASONS = {
     "NoSuchBucket": "no such bucket",
     "NoSuchKey": "no such key",
     "AccessDenied": _DENIED,
@@ -152,13 +152,13 @@ def _s3_errors(uri: SourceURI) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        reason = _REASONS.get(_code(exc), str(exc))
+        reason = S3_REASONS.get(s3_error_code(exc), str(exc))
         raise SourceError(f"code_src {uri.shown!r}: {reason}") from None
     except BotoCoreError as exc:
         raise SourceError(f"code_src {uri.shown!r}: {exc}") from None
 
 
-def _code(exc: Any) -> str:
+def s3_error_code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
@@ -180,7 +180,7 @@ class _Fetch:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) not in ("404", "NotFound"):
+            if s3_error_code(exc) not in ("404", "NotFound"):
                 raise
         else:
             return _Object(key, str(head["ETag"]), int(head["ContentLength"]))

@@ -1,0 +1,286 @@
+"""The embedded local store: real files, a real SQLite index, real concurrent processes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from wrapper.entities.keys import NAME_RULE, EntityKey
+from wrapper.entities.local import STALE_TEMP, LocalStore
+from wrapper.entities.record import EntityRecord
+from wrapper.entities.store import CHUNK, EntityNotFound, StoreError, open_store
+from wrapper.errors import SpecError
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def dataitem(name: str = "iris", **fields: Any) -> EntityRecord:
+    return EntityRecord("demo", "dataitem", "table", name, **fields)
+
+
+def python(
+    code: str, *args: str, stdout: Optional[int] = None, stderr: Optional[int] = None
+) -> subprocess.Popen[bytes]:
+    """A child `python -c code args` that imports this checkout's wrapper."""
+    command = [sys.executable, "-c", textwrap.dedent(code), *args]
+    return subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=stderr)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+def test_content_is_streamed_in_and_read_back(store: LocalStore) -> None:
+    data = os.urandom(2 * CHUNK + 5)
+    record = store.put(dataitem(), io.BytesIO(data), "iris.csv")
+    assert (record.size, record.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    path = store.root / "content" / "demo" / "dataitem" / "iris" / record.id / "iris.csv"
+    assert record.path == str(path)
+    assert store.local_file(record) == path
+    with store.open(record) as stream:
+        assert stream.read() == data
+    again = store.version("demo", "dataitem", "iris", record.id)
+    assert again.to_dict() == record.to_dict()
+    assert store.uri == store.root.as_uri()
+    assert (store.root / "index.sqlite3").is_file()
+    assert not list((store.root / "tmp").iterdir())
+
+
+def test_versions_newest_first_and_found_by_key_or_name(store: LocalStore) -> None:
+    old = store.put(dataitem(created_ns=1, id="a1"), None, "")
+    tie_low = store.put(dataitem(created_ns=5, id="b1"), None, "")
+    tie_high = store.put(dataitem(created_ns=5, id="c1"), None, "")
+    other = store.put(dataitem("wine", created_ns=9), None, "")
+    assert [r.id for r in store.versions("demo", "dataitem", "iris")] == ["c1", "b1", "a1"]
+    assert [r.id for r in store.versions()] == [other.id, "c1", "b1", "a1"]
+    assert store.versions(project="elsewhere") == []
+    assert store.latest("demo", "dataitem", "iris").id == tie_high.id
+    assert store.version("demo", "dataitem", "iris", tie_low.id).id == "b1"
+    assert store.find("iris", "demo", "dataitem", "inputs.df").id == "c1"
+    assert store.find(str(old.key), "demo", "dataitem", "inputs.df").id == "a1"
+    assert store.find(old.key.latest(), "x", "dataitem", "inputs.df").id == "c1"
+
+    with pytest.raises(EntityNotFound) as caught:
+        store.version("demo", "dataitem", "iris", "abc")
+    assert caught.value.message.startswith("no version 'abc' of dataitem 'iris' in project 'demo'")
+    wrong_kind = EntityKey("demo", "dataitem", "csv", "iris")
+    with pytest.raises(EntityNotFound) as caught:
+        store.find(wrong_kind, "demo", "dataitem", "inputs.df")
+    assert "the dataitem 'iris' is of kind 'table', not 'csv'" in caught.value.message
+    with pytest.raises(EntityNotFound) as caught:
+        store.find("store://demo/dataitem/table/iris:zz", "demo", "dataitem", "inputs.df")
+    assert "inputs.df: 'store://demo/dataitem/table/iris:zz': no version 'zz'" in str(caught.value)
+    with pytest.raises(EntityNotFound, match="no dataitem named 'rose' in project 'demo'"):
+        store.find("rose", "demo", "dataitem", "inputs.df")
+
+
+def test_a_remote_path_record_round_trips(store: LocalStore) -> None:
+    record = dataitem(spec={"path": "s3://bucket/iris.csv"}, labels={"a": "b"}, run="r1")
+    store.put(record, None, "iris.csv")
+    found = store.latest("demo", "dataitem", "iris")
+    assert found.to_dict() == record.to_dict()
+    assert (found.size, found.sha256, store.local_file(found)) == (None, None, None)
+    with pytest.raises(StoreError) as caught:
+        store.open(found)
+    assert caught.value.message == (
+        f"store {store.uri}: 'store://demo/dataitem/table/iris:{record.id}' is not held here:"
+        " its content is at 's3://bucket/iris.csv'"
+    )
+    elsewhere = dataitem("wine", spec={"path": "s3://b/wine.csv"}, size=1, sha256="0" * 64)
+    assert store.local_file(elsewhere) is None
+
+
+def test_open_store_names_a_local_store(tmp_path: Path) -> None:
+    opened = open_store((tmp_path / "s").as_uri())
+    assert isinstance(opened, LocalStore)
+    assert opened.root == tmp_path / "s"
+
+
+WRITER = """
+    import io, sys, time
+    from pathlib import Path
+    from wrapper.entities.local import LocalStore
+    from wrapper.entities.record import EntityRecord
+    base, worker = Path(sys.argv[1]), sys.argv[2]
+    while not (base / "go").exists():
+        time.sleep(0.002)
+    store = LocalStore(base / "store")
+    for i in range(20):
+        record = EntityRecord("demo", "artifact", "file", "w" + worker, labels={"i": str(i)})
+        store.put(record, io.BytesIO(f"{worker}/{i};".encode() * 999), "data.bin")
+"""
+
+
+def test_eight_processes_write_one_new_store_at_once(tmp_path: Path) -> None:
+    writers = [python(WRITER, str(tmp_path), str(n), stderr=subprocess.PIPE) for n in range(8)]
+    (tmp_path / "go").touch()
+    for writer in writers:
+        _, errors = writer.communicate(timeout=60)
+        assert writer.returncode == 0, errors.decode()
+    store = LocalStore(tmp_path / "store")
+    found = store.versions(project="demo", entity_type="artifact")
+    assert len(found) == 160
+    for record in found:
+        expected = f"{record.name[1:]}/{record.labels['i']};".encode() * 999
+        assert record.sha256 == hashlib.sha256(expected).hexdigest()
+        with store.open(record) as stream:
+            assert stream.read() == expected
+
+
+def test_threads_share_one_store_object(store: LocalStore) -> None:
+    def write(n: int) -> None:
+        for i in range(10):
+            store.put(dataitem(f"t{n}"), io.BytesIO(b"%d" % i), "x")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store.versions()) == 40
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_opens_its_own_connection(store: LocalStore) -> None:
+    store.put(dataitem("parent"), None, "")
+    child = os.fork()
+    if child == 0:
+        try:
+            store.put(dataitem("child"), io.BytesIO(b"c"), "c")
+        finally:
+            os._exit(0 if len(store.versions()) == 2 else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert {record.name for record in store.versions()} == {"parent", "child"}
+
+
+SLOW_WRITER = """
+    import sys, time
+    from pathlib import Path
+    from wrapper.entities.local import LocalStore
+    from wrapper.entities.record import EntityRecord
+    from wrapper.entities.store import CHUNK
+
+    class Slow:
+        sent = 0
+        def read(self, size):
+            if self.sent:
+                print("writing", flush=True)
+                time.sleep(60)
+            self.sent += 1
+            return b"x" * CHUNK
+
+    LocalStore(Path(sys.argv[1])).put(EntityRecord("demo", "model", "m", "big"), Slow(), "m.bin")
+"""
+
+
+def test_a_writer_killed_while_writing_leaves_no_version(store: LocalStore) -> None:
+    writer = python(SLOW_WRITER, str(store.root), stdout=subprocess.PIPE)
+    assert writer.stdout is not None
+    assert writer.stdout.readline() == b"writing\n"
+    writer.kill()
+    writer.wait(timeout=10)
+    assert store.versions(name="big") == []
+    with pytest.raises(EntityNotFound, match="no model named 'big' in project 'demo'"):
+        store.latest("demo", "model", "big")
+    leftovers = list((store.root / "tmp").iterdir())
+    assert len(leftovers) == 1
+    assert leftovers[0].stat().st_size >= CHUNK // 2
+
+    record = store.put(EntityRecord("demo", "model", "m", "big"), io.BytesIO(b"ok"), "m.bin")
+    assert [r.id for r in store.versions(name="big")] == [record.id]
+
+    stale = time.time() - STALE_TEMP - 60
+    os.utime(leftovers[0], (stale, stale))
+    LocalStore(store.root)
+    assert not leftovers[0].exists()
+
+
+def test_names_that_would_leave_the_root_are_refused(store: LocalStore) -> None:
+    with pytest.raises(SpecError) as caught:
+        store.put(dataitem("../x"), io.BytesIO(b"x"), "x")
+    assert caught.value.message == f"name '../x' is not a name ({NAME_RULE})"
+    with pytest.raises(SpecError, match="entity type 'secrets' is not one of dataitem"):
+        store.put(EntityRecord("demo", "secrets", "k", "n"), None, "")
+    with pytest.raises(SpecError, match=r"project '\.\.' is not a name"):
+        store.put(EntityRecord("..", "dataitem", "k", "n"), None, "")
+    assert store.versions() == []
+
+    record = store.put(dataitem(), io.BytesIO(b"x"), "../../etc/passwd")
+    assert Path(record.path) == store.root / "content/demo/dataitem/iris" / record.id / "iris"
+
+
+def test_a_symlink_planted_in_the_content_tree_is_refused(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    record = store.put(dataitem(), io.BytesIO(b"inside"), "d.csv")
+    outside = tmp_path / "outside"
+    (outside / "wine").mkdir(parents=True)
+    (store.root / "content/demo/dataitem/wine").symlink_to(outside / "wine")
+    with pytest.raises(StoreError) as caught:
+        store.put(dataitem("wine"), io.BytesIO(b"x"), "d.csv")
+    link = store.root / "content/demo/dataitem/wine"
+    assert caught.value.message == f"store {store.uri}: refusing the symbolic link {link}"
+    assert list(outside.rglob("*")) == [outside / "wine"]
+
+    folder = Path(record.path).parent
+    folder.rename(tmp_path / "moved")
+    folder.symlink_to(tmp_path / "moved")
+    with pytest.raises(StoreError, match=f"refusing the symbolic link {folder}"):
+        store.open(record)
+
+
+def test_a_root_that_cannot_be_a_folder_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError) as caught:
+        LocalStore(tmp_path / "file" / "store")
+    assert caught.value.message.startswith(f"store {(tmp_path / 'file' / 'store').as_uri()}: ")
+    assert f"cannot create {tmp_path / 'file/store/content'}: Not a directory" in str(caught.value)
+
+    (tmp_path / "bad" / "index.sqlite3").mkdir(parents=True)
+    with pytest.raises(StoreError) as caught:
+        LocalStore(tmp_path / "bad")
+    assert f"cannot open {tmp_path / 'bad' / 'index.sqlite3'}: " in caught.value.message
+
+
+def test_a_version_is_kept_once(store: LocalStore) -> None:
+    record = store.put(dataitem(), io.BytesIO(b"1"), "a")
+    with pytest.raises(StoreError, match=f"{record.path} already exists"):
+        store.put(record, io.BytesIO(b"2"), "a")
+    remote = store.put(dataitem("r"), None, "")
+    with pytest.raises(StoreError, match=r"'store://demo/dataitem/table/r:\w+' is already kept"):
+        store.put(remote, None, "")
+    with store.open(record) as stream:
+        assert stream.read() == b"1"
+
+
+def test_run_documents_are_written_whole_and_replaced(store: LocalStore) -> None:
+    store.put_run({"id": "r1", "project": "demo", "state": "RUNNING"})
+    assert store.get_run("demo", "r1") == {"id": "r1", "project": "demo", "state": "RUNNING"}
+    store.put_run({"id": "r1", "project": "demo", "state": "COMPLETED", "results": {"n": 1}})
+    assert store.get_run("demo", "r1")["state"] == "COMPLETED"
+    assert [p.name for p in (store.root / "runs" / "demo").iterdir()] == ["r1.json"]
+
+    with pytest.raises(EntityNotFound) as caught:
+        store.get_run("demo", "r2")
+    assert caught.value.message == f"no run 'r2' in project 'demo' (store {store.uri})"
+    with pytest.raises(EntityNotFound, match=r"no run '\.\./r1' in project 'demo'"):
+        store.get_run("demo", "../r1")
+    with pytest.raises(StoreError) as bad:
+        store.put_run({"id": "../x", "project": "demo"})
+    assert bad.value.message == (
+        f"store {store.uri}: a run document's id '../x' is not a name ({NAME_RULE})"
+    )
+    with pytest.raises(StoreError, match="a run document's project None is not a name"):
+        store.put_run({"id": "r3"})

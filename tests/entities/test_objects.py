@@ -1,0 +1,138 @@
+"""DataItem, Artifact and Model over the real local store, and remote paths over a real
+HTTP server on 127.0.0.1; transfers with progress."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wrapper.entities import transfer
+from wrapper.entities.project import Project, Run
+from wrapper.entities.store import EntityNotFound, StoreError, open_store
+from wrapper.errors import SpecError
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project("demo", open_store(str(tmp_path / "store")), Run("demo"))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """Serves tmp_path/www over HTTP on 127.0.0.1."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_csv_tsv_and_parquet_dataitems_read_as_dataframes(project: Project, tmp_path: Path) -> None:
+    pandas = pytest.importorskip("pandas")
+    (tmp_path / "a.csv").write_text("x;y\n1;2\n")
+    (tmp_path / "b.tsv").write_text("x\ty\n3\t4\n")
+    frame = pandas.DataFrame({"x": [5], "y": [6]})
+    csv = project.log_dataitem("a", source=tmp_path / "a.csv")
+    tsv = project.log_dataitem("b", source=tmp_path / "b.tsv")
+    table = project.log_dataitem("c", data=frame)
+    assert csv.as_df(sep=";").to_dict("list") == {"x": [1], "y": [2]}
+    assert tsv.as_df().to_dict("list") == {"x": [3], "y": [4]}
+    assert table.as_df().to_dict("list") == {"x": [5], "y": [6]}
+    assert project.get_dataitem("c").key == table.key  # by name: the latest version
+    assert project.run is not None and project.run.produced == [csv.key, tsv.key, table.key]
+
+
+def test_an_unknown_format_names_the_dataitem(project: Project, tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    (tmp_path / "notes.txt").write_text("hello")
+    item = project.log_dataitem("notes", source=tmp_path / "notes.txt")
+    with pytest.raises(SpecError, match=r"notes:.*cannot tell the format of 'notes.txt'"):
+        item.as_df()
+
+
+def test_download_as_file_and_overwrite(project: Project, tmp_path: Path) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights")
+    model = project.log_model("m", source=source, framework="torch")
+    assert model.framework == "torch" and model.kind == "model"
+    assert Path(model.as_file()).read_bytes() == b"weights"  # the store's own file
+    target = tmp_path / "out"
+    target.mkdir()
+    first = model.download(target)
+    assert Path(first).name == "model.bin" and Path(first).read_bytes() == b"weights"
+    with pytest.raises(StoreError, match="exists: pass overwrite=True"):
+        model.download(target)
+    assert model.download(target, overwrite=True) == first
+
+
+def test_a_remote_dataitem_is_streamed_from_its_url(
+    project: Project, server: str, tmp_path: Path
+) -> None:
+    (tmp_path / "www" / "remote.csv").write_text("n\n1\n2\n")
+    item = project.log_dataitem("remote", path=f"{server}/remote.csv?token=s3cr3t")
+    assert item.record.sha256 is None  # the content stays where it is
+    with item.open() as stream:
+        assert stream.read() == b"n\n1\n2\n"
+    assert Path(item.as_file()).read_bytes() == b"n\n1\n2\n"
+    missing = project.log_dataitem("gone", path=f"{server}/gone.csv?token=s3cr3t")
+    with pytest.raises(StoreError) as caught:
+        missing.open()
+    assert "HTTP 404" in caught.value.message
+    assert "s3cr3t" not in caught.value.message  # a query string may hold a secret
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "give exactly one of source, data or path (got none)"),
+        ({"data": b"x", "path": "http://h/x"}, "got data, path"),
+        ({"data": 3}, "data must be bytes or a DataFrame, not int"),
+        ({"source": "/nonexistent/file"}, "cannot read /nonexistent/file"),
+    ],
+)
+def test_logging_errors_name_the_call(project: Project, kwargs: dict, message: str) -> None:
+    with pytest.raises(SpecError, match="log_artifact\\('a'\\)") as caught:
+        project.log_artifact("a", **kwargs)
+    assert message in caught.value.message
+
+
+def test_names_and_keys_that_find_nothing(project: Project) -> None:
+    project.log_artifact("a", data=b"1")
+    with pytest.raises(EntityNotFound, match="no dataitem named 'b' in project 'demo'"):
+        project.get_dataitem("b")
+    with pytest.raises(EntityNotFound, match="is a artifact, not a dataitem"):
+        project.get_dataitem("store://demo/artifact/artifact/a")
+    with pytest.raises(SpecError, match=r"name '\.\./a' is not a name"):
+        project.log_artifact("../a", data=b"1")
+
+
+def test_large_transfers_report_progress(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(transfer, "LOG_EVERY", 0.0)
+    caplog.set_level(logging.INFO, logger="wrapper.entities")
+    size = transfer.PROGRESS_FROM + 3 * 1024 * 1024
+    written = transfer.write_file(tmp_path / "big", io.BytesIO(b"x" * size), "copy big", size)
+    assert written == size == (tmp_path / "big").stat().st_size
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines and lines[-1].startswith("copy big: 11.0 of 11.0 MiB (100%)")
+    assert lines[-1].endswith("(done)")
+    caplog.clear()
+    transfer.write_file(tmp_path / "small", io.BytesIO(b"x" * 1024), "copy small", 1024)
+    assert caplog.records == []  # small transfers stay quiet

@@ -1,0 +1,126 @@
+"""An entity version's metadata document, as every store keeps it (DESIGN §5).
+
+Identity: (project, entity_type, name) names an entity; each version has a fresh UUID4 hex
+`id`; "by name" means the version with the highest `created_ns` (ties broken by id). The
+`kind` belongs to the version (a key that names another kind does not find it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+import uuid
+from typing import Any, Optional
+
+from wrapper.entities.keys import EntityKey
+
+FORMAT = 1
+"""The version of this document's layout, stored with it."""
+
+
+class EntityRecord:
+    """One version of an entity: its key parts, when and by which run it was made, its
+    labels, its spec (`path`: where the content is; kind-specific fields), and the size and
+    SHA-256 of the content the store holds for it (None for a remote path)."""
+
+    __slots__ = (
+        "created_ns",
+        "entity_type",
+        "id",
+        "kind",
+        "labels",
+        "name",
+        "project",
+        "run",
+        "sha256",
+        "size",
+        "spec",
+    )
+
+    def __init__(
+        self,
+        project: str,
+        entity_type: str,
+        kind: str,
+        name: str,
+        *,
+        id: Optional[str] = None,
+        created_ns: Optional[int] = None,
+        labels: Optional[dict[str, str]] = None,
+        spec: Optional[dict[str, Any]] = None,
+        run: Optional[str] = None,
+        size: Optional[int] = None,
+        sha256: Optional[str] = None,
+    ) -> None:
+        self.project, self.entity_type, self.kind, self.name = project, entity_type, kind, name
+        self.id = id or new_id()
+        self.created_ns = time.time_ns() if created_ns is None else created_ns
+        self.labels = dict(labels or {})
+        self.spec = dict(spec or {})
+        self.run = run
+        self.size = size
+        self.sha256 = sha256
+
+    @property
+    def key(self) -> EntityKey:
+        return EntityKey(self.project, self.entity_type, self.kind, self.name, self.id)
+
+    @property
+    def created(self) -> str:
+        """Creation time, ISO 8601 in UTC."""
+        seconds, nanoseconds = divmod(self.created_ns, 1_000_000_000)
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+        return moment.replace(microsecond=nanoseconds // 1000).isoformat()
+
+    @property
+    def path(self) -> str:
+        return str(self.spec.get("path", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "key": str(self.key),
+            "metadata": {
+                "project": self.project,
+                "entity_type": self.entity_type,
+                "kind": self.kind,
+                "name": self.name,
+                "id": self.id,
+                "created": self.created,
+                "created_ns": self.created_ns,
+                "labels": self.labels,
+                "run": self.run,
+            },
+            "spec": self.spec,
+            "content": {"size": self.size, "sha256": self.sha256},
+        }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> EntityRecord:
+        meta, content = document["metadata"], document.get("content") or {}
+        return cls(
+            meta["project"],
+            meta["entity_type"],
+            meta["kind"],
+            meta["name"],
+            id=meta["id"],
+            created_ns=int(meta["created_ns"]),
+            labels=meta.get("labels") or {},
+            spec=document.get("spec") or {},
+            run=meta.get("run"),
+            size=content.get("size"),
+            sha256=content.get("sha256"),
+        )
+
+    def newer_than(self, other: EntityRecord) -> bool:
+        """The latest-version rule: higher creation time, then higher id."""
+        return (self.created_ns, self.id) > (other.created_ns, other.id)
+
+    def __repr__(self) -> str:
+        return f"EntityRecord({str(self.key)!r})"
+
+
+def new_id() -> str:
+    """A fresh entity or run id: a UUID4 in hex."""
+    return uuid.UUID(bytes=os.urandom(16), version=4).hex

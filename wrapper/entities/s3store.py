@@ -1,0 +1,255 @@
+"""The S3 store: entity versions and run documents in a bucket (DESIGN §5).
+
+Layout under `s3://bucket/prefix`: `entities/<project>/<entity_type>/<name>/<id>/entity.json`
+(the record) beside `.../<id>/content/<filename>`, and `runs/<project>/<run_id>.json`. Content
+is streamed (multipart past one part) and entity.json is written last: one atomic PUT makes a
+version visible. boto3 is an optional extra, imported only here; it finds the endpoint
+(`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`) and the credentials itself, as S3 sources do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, Callable, ContextManager, Optional
+from urllib.parse import urlsplit
+
+from wrapper.entities.keys import EntityKey, is_name
+from wrapper.entities.record import EntityRecord
+from wrapper.entities.store import CHUNK, EntityNotFound, Store, StoreError, content_filename
+from wrapper.sources.s3 import S3_REASONS, s3_error_code
+
+PART = 8 * CHUNK
+"""Content up to this size is one PUT; larger content is uploaded in parts of this size."""
+
+_READERS = 8
+"""entity.json documents read at once when listing versions."""
+
+
+class S3Store(Store):
+    """Entity versions and run documents under `s3://bucket/prefix`."""
+
+    def __init__(self, uri: str) -> None:
+        parts = urlsplit(uri)
+        if "@" in parts.netloc:
+            raise StoreError("--store: S3 credentials come from the AWS variables, not the URI")
+        segments = [segment for segment in parts.path.split("/") if segment]
+        if parts.scheme != "s3" or not parts.netloc or {".", ".."} & set(segments):
+            raise StoreError(f"--store {uri!r}: expected s3://bucket/prefix")
+        self.bucket = parts.netloc
+        self.uri = "/".join([f"s3://{self.bucket}", *segments])
+        self._root = "".join(f"{segment}/" for segment in segments)
+        self._client = _client()
+
+    def put(self, record: EntityRecord, content: Optional[BinaryIO], filename: str) -> EntityRecord:
+        EntityKey.parse(str(record.key), "record")  # every part is one safe key segment
+        folder = self._entities(record.project, record.entity_type, record.name, record.id)
+        if content is not None:
+            from boto3.s3.transfer import TransferConfig
+
+            key = f"{folder}content/{content_filename(filename, record.name)}"
+            reader = _HashingReader(content)
+            config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART)
+            with self._errors("write", key):
+                self._client.upload_fileobj(reader, self.bucket, key, Config=config)
+            record.size, record.sha256 = reader.size, reader.sha256.hexdigest()
+            record.spec["path"] = f"s3://{self.bucket}/{key}"
+        self._put_json(f"{folder}entity.json", record.to_dict())
+        return record
+
+    def versions(
+        self,
+        project: Optional[str] = None,
+        entity_type: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> list[EntityRecord]:
+        wanted = (project, entity_type, name)
+        if not all(is_name(part) for part in wanted if part is not None):
+            return []  # no key has such a part
+        root = self._entities()
+        given = itertools.takewhile(lambda part: part is not None, wanted)
+        prefix = self._entities(*map(str, given))
+        with self._errors("list", prefix):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            listed = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        keys = [key for key in listed if _is_version(key[len(root) :].split("/"), wanted)]
+        with ThreadPoolExecutor(_READERS) as pool:
+            found = list(pool.map(self._get_record, keys))
+        return sorted(found, key=lambda record: (record.created_ns, record.id), reverse=True)
+
+    def version(self, project: str, entity_type: str, name: str, id: str) -> EntityRecord:
+        missing = EntityNotFound(
+            f"no version {id!r} of {entity_type} {name!r} in project {project!r} (store {self.uri})"
+        )
+        if not all(is_name(part) for part in (project, entity_type, name, id)):
+            raise missing
+        try:
+            return self._get_record(f"{self._entities(project, entity_type, name, id)}entity.json")
+        except FileNotFoundError:
+            raise missing from None
+
+    def open(self, record: EntityRecord) -> BinaryIO:
+        folder = self._entities(record.project, record.entity_type, record.name, record.id)
+        prefix = f"s3://{self.bucket}/{folder}content/"
+        if record.sha256 is None or not record.path.startswith(prefix):
+            raise StoreError(
+                f"{str(record.key)!r}: the store {self.uri} holds no content for it "
+                f"(its path is {record.path!r})"
+            )
+        key = record.path[len(f"s3://{self.bucket}/") :]
+        with self._errors("read", key):
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return io.BufferedReader(_Body(body, functools.partial(self._errors, "read", key)), CHUNK)
+
+    def put_run(self, document: dict[str, Any]) -> None:
+        project, run_id = str(document.get("project")), str(document.get("id"))
+        if not (is_name(project) and is_name(run_id)):
+            raise StoreError(f"a run document's project {project!r} or id {run_id!r} is no name")
+        self._put_json(f"{self._root}runs/{project}/{run_id}.json", document)
+
+    def get_run(self, project: str, run_id: str) -> dict[str, Any]:
+        missing = EntityNotFound(f"no run {run_id!r} in project {project!r} (store {self.uri})")
+        if not (is_name(project) and is_name(run_id)):
+            raise missing
+        try:
+            return self._get_json(f"{self._root}runs/{project}/{run_id}.json")
+        except FileNotFoundError:
+            raise missing from None
+
+    def _entities(self, *parts: str) -> str:
+        """The key prefix `entities/<part>/.../` under the store's prefix."""
+        return self._root + "".join(f"{part}/" for part in ("entities", *parts))
+
+    def _put_json(self, key: str, document: dict[str, Any]) -> None:
+        body = json.dumps(document).encode()
+        with self._errors("write", key):
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
+            )
+
+    def _get_json(self, key: str) -> dict[str, Any]:
+        """The JSON object at `key`; FileNotFoundError when there is no such key."""
+        from botocore.exceptions import ClientError
+
+        with self._errors("read", key):
+            try:
+                response = self._client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if s3_error_code(exc) == "NoSuchKey":
+                    raise FileNotFoundError(key) from None
+                raise
+            with contextlib.closing(response["Body"]) as body:
+                data = body.read()
+        try:
+            document = json.loads(data)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise StoreError(f"S3 store: s3://{self.bucket}/{key} is not a JSON object")
+        return document
+
+    def _get_record(self, key: str) -> EntityRecord:
+        document = self._get_json(key)
+        try:
+            return EntityRecord.from_dict(document)
+        except (KeyError, TypeError, ValueError):
+            raise StoreError(
+                f"S3 store: s3://{self.bucket}/{key} is not an entity document"
+            ) from None
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, key: str) -> Iterator[None]:
+        """Turn boto errors into one-line StoreErrors naming the object (no request details)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError) as exc:
+            reason = (
+                S3_REASONS.get(s3_error_code(exc), str(exc))
+                if isinstance(exc, ClientError)
+                else exc
+            )
+            raise StoreError(
+                f"S3 store: cannot {action} s3://{self.bucket}/{key}: {reason}"
+            ) from None
+
+
+def _is_version(parts: list[str], wanted: tuple[Optional[str], ...]) -> bool:
+    """Whether the parts of a key under `entities/` are those of an entity.json, as wanted."""
+    return (
+        len(parts) == 5
+        and parts[4] == "entity.json"
+        and all(part in (None, has) for part, has in zip(wanted, parts))
+    )
+
+
+def _client() -> Any:
+    """An S3 client with bounded timeouts and retries (boto3 finds endpoint and keys)."""
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+    except ImportError:
+        raise StoreError("the S3 store needs boto3: pip install 'fn-wrapper[s3]'") from None
+    config = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard"})
+    try:
+        return boto3.session.Session().client("s3", config=config)
+    except ValueError:
+        raise StoreError(
+            "S3 store: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL is not a valid URL"
+        ) from None
+    except BotoCoreError as exc:
+        raise StoreError(f"S3 store: S3 configuration: {exc}") from None
+
+
+class _HashingReader:
+    """Reads a stream in full pieces (a short read would make a short part), counting and
+    hashing what passes."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        pieces = [self._stream.read(size)]
+        got = len(pieces[0])
+        while 0 < got < size:
+            piece = self._stream.read(size - got)
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        data = b"".join(pieces)
+        self.size += len(data)
+        self.sha256.update(data)
+        return data
+
+
+class _Body(io.RawIOBase):
+    """An object's body, read in pieces, its failures turned into StoreErrors."""
+
+    def __init__(self, body: Any, errors: Callable[[], ContextManager[None]]) -> None:
+        self._body, self._errors = body, errors
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._errors():
+            data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
