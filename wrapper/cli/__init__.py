@@ -18,6 +18,8 @@ COMMANDS = {
     "serve": "serve the function over HTTP (gunicorn + uvicorn workers, admin endpoints)",
     "invoke": "run one event through the function without a server and print the response",
     "nuclio": "answer a Nuclio processor's events on its sockets, in place of its Python wrapper",
+    "job": "run the handler once with entity inputs; write its results, outputs and status",
+    "store": "put files into the entity store as entities, get them back, list them",
 }
 """Subcommand name → summary; each lives in `wrapper.cli.<name>` with OPTIONS and run()."""
 
@@ -99,6 +101,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `fn-wrapper store ls | head`: the reader is gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception:
         import traceback
 

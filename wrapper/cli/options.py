@@ -71,9 +71,20 @@ def boolean(text: str) -> bool:
 
 
 class Option:
-    """One flag and its environment twin."""
+    """One flag and its environment twin. A `positional` one is given as a bare word, in
+    order (`fn-wrapper store put FILE`); its name still makes the twin."""
 
-    __slots__ = ("choices", "default", "flag", "help", "metavar", "parse", "repeat", "switch")
+    __slots__ = (
+        "choices",
+        "default",
+        "flag",
+        "help",
+        "metavar",
+        "parse",
+        "positional",
+        "repeat",
+        "switch",
+    )
 
     def __init__(
         self,
@@ -85,9 +96,11 @@ class Option:
         switch: bool = False,
         choices: Optional[Sequence[str]] = None,
         metavar: Optional[str] = None,
+        positional: bool = False,
     ) -> None:
         self.flag, self.help, self.parse, self.default = flag, help, parse, default
         self.repeat, self.switch, self.choices, self.metavar = repeat, switch, choices, metavar
+        self.positional = positional
 
     def __repr__(self) -> str:
         return f"Option({self.flag!r})"
@@ -110,6 +123,17 @@ class Option:
         if self.switch:
             parser.add_argument(
                 self.flag, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+            return
+        if self.positional:
+            parser.add_argument(
+                self.dest,
+                type=_argparse_type(self.parse),
+                nargs="?",
+                default=None,
+                choices=self.choices,
+                metavar=self.metavar,
+                help=text,
             )
             return
         parser.add_argument(
@@ -142,7 +166,8 @@ def parse_plain(words: Sequence[str], options: Sequence[Option]) -> Optional[dic
     """The flags of a plain command line (`--flag value`, `--switch`), as argparse would
     give them, without loading argparse; None for anything else (help, `--flag=value`,
     `--no-switch`, repeats, an unknown or bad value), which then goes to argparse, whose
-    messages and help stay the reference. Saves ~10 ms of start-up."""
+    messages and help stay the reference (so do bare words, for positional options).
+    Saves ~10 ms of start-up."""
     by_flag = {option.flag: option for option in options}
     values: dict[str, Any] = {}
     position = 0

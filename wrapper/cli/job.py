@@ -1,0 +1,57 @@
+"""`fn-wrapper job`: one run of the handler with entity inputs; a status document and the
+exit codes of DESIGN §5; one summary line on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, json_object
+
+OPTIONS = (
+    *SOURCE_OPTIONS,
+    Option(
+        "--inputs",
+        "entity inputs, a JSON object of argument name → store:// key, merged over the spec's",
+        parse=json_object,
+        metavar="JSON",
+    ),
+    Option(
+        "--store",
+        "where entities and run documents live: file:///path, a path, or s3://bucket/prefix "
+        "(default: $XDG_DATA_HOME/fn-wrapper/store)",
+        metavar="URI",
+    ),
+    Option("--project", "the project the run belongs to", default="default"),
+    Option("--run-id", "the run's id (default: $RUN_ID, else a new UUID4)"),
+    Option("--status-file", "also write the status document to this file", metavar="PATH"),
+)
+
+
+def run(settings: Settings) -> int:
+    """Validate, open the store, run the job; print a summary line; the run's exit code."""
+    from wrapper.config import source_settings
+    from wrapper.spec.background import validate
+
+    pending = validate(settings)
+    from wrapper.entities.store import open_store
+    from wrapper.job.runner import run_job
+
+    try:
+        plan = pending.plan()
+    finally:
+        pending.close()
+    store = open_store(settings.store)
+    code, status = run_job(
+        plan,
+        store,
+        settings.project,
+        run_id=settings.run_id or os.environ.get("RUN_ID") or None,
+        status_file=Path(settings.status_file) if settings.status_file else None,
+        source_settings=source_settings(settings, os.environ),
+    )
+    document = status.document
+    summary = {k: document[k] for k in ("id", "state", "results", "outputs", "message")}
+    print(json.dumps(summary, sort_keys=True, default=str), flush=True)
+    return code
