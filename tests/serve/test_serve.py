@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -303,3 +304,31 @@ def test_workers_stop_when_the_master_is_killed(start_server) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"worker {worker} outlived its master")
+
+
+STORE_FUNCTION = """
+def handler(context, event, project):
+    name = event.path.strip("/")
+    if event.method == "POST":
+        return context.project.log_artifact(name, data=event.body).key
+    with project.get_artifact(name).open() as stream:
+        return stream.read()
+"""
+
+
+def test_with_a_store_handlers_get_and_log_entities(start_server, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    served = start_server(
+        STORE_FUNCTION, "--store", str(store), "--project", "web", "--workers", "2"
+    )
+    status, _, key = served.request("POST", "/notes", body=b"kept")
+    assert status == 200 and key.startswith(b"store://web/artifact/artifact/notes:")
+    for _ in range(4):  # whichever worker answers reads what the other wrote
+        assert served.request("GET", "/notes")[2] == b"kept"
+    assert served.request("GET", "/missing")[0] == 500  # EntityNotFound: the handler failed
+
+
+def test_without_a_store_the_project_argument_is_refused(start_server) -> None:
+    served = start_server(STORE_FUNCTION, ready=False)
+    assert served.process.wait(60) == 2
+    assert "handler argument 'project' is not available here" in served.stderr()

@@ -23,7 +23,7 @@ COMMANDS = {
 }
 """Subcommand name → summary; each lives in `wrapper.cli.<name>` with OPTIONS and run()."""
 
-PREWARMED = ("serve", "invoke")
+PREWARMED = ("serve", "invoke", "job")
 """Commands whose spec validation starts in a child before their arguments are parsed."""
 
 EPILOG = """\

@@ -7,23 +7,17 @@ import json
 import os
 from pathlib import Path
 
-from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, json_object
+from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings, json_object
 
 OPTIONS = (
     *SOURCE_OPTIONS,
+    *STORE_OPTIONS,
     Option(
         "--inputs",
         "entity inputs, a JSON object of argument name → store:// key, merged over the spec's",
         parse=json_object,
         metavar="JSON",
     ),
-    Option(
-        "--store",
-        "where entities and run documents live: file:///path, a path, or s3://bucket/prefix "
-        "(default: $XDG_DATA_HOME/fn-wrapper/store)",
-        metavar="URI",
-    ),
-    Option("--project", "the project the run belongs to", default="default"),
     Option("--run-id", "the run's id (default: $RUN_ID, else a new UUID4)"),
     Option("--status-file", "also write the status document to this file", metavar="PATH"),
 )
@@ -35,14 +29,15 @@ def run(settings: Settings) -> int:
     from wrapper.spec.background import validate
 
     pending = validate(settings)
-    from wrapper.entities.store import open_store
-    from wrapper.job.runner import run_job
+    try:  # while the validator works: the job's own imports, and the store opened
+        import wrapper.prepare  # noqa: F401
+        from wrapper.entities.store import open_store
+        from wrapper.job.runner import run_job
 
-    try:
+        store = open_store(settings.store)
         plan = pending.plan()
     finally:
         pending.close()
-    store = open_store(settings.store)
     code, status = run_job(
         plan,
         store,

@@ -331,3 +331,13 @@ SOURCE_OPTIONS = (
         "--allow-git-http", "allow git+http:// sources (plain HTTP, local servers)", switch=True
     ),
 )
+
+STORE_OPTIONS = (
+    Option(
+        "--store",
+        "where entities and run documents live: file:///path, a path, or s3://bucket/prefix "
+        "(default: $XDG_DATA_HOME/fn-wrapper/store)",
+        metavar="URI",
+    ),
+    Option("--project", "the project runs and entities belong to", default="default"),
+)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, byte_size, count, seconds
+from wrapper.cli.options import (
+    SOURCE_OPTIONS,
+    Option,
+    Settings,
+    byte_size,
+    count,
+    seconds,
+)
 
 
 def _port(text: str) -> int:
@@ -50,6 +58,13 @@ OPTIONS = (
         "--preload", "load the function and run init once in the master, before fork", switch=True
     ),
     Option("--access-log", "log one line per request (costs ~30 us a request)", switch=True),
+    Option(
+        "--store",
+        "an entity store (file:///path, a path, s3://bucket/prefix): handlers then get the "
+        "reserved project and run arguments (context.project / context.run)",
+        metavar="URI",
+    ),
+    Option("--project", "the project of the entities handlers get and log", default="default"),
 )
 
 
@@ -65,6 +80,7 @@ def run(settings: Settings) -> int:
     from wrapper.spec.background import validate
 
     validation = validate(settings)  # overlaps the imports below and the worker's boot
+    from wrapper.context import make_context
     from wrapper.invocation import Function
     from wrapper.prepare import prepare_function
     from wrapper.serve.server import ServeSettings, serve
@@ -73,8 +89,24 @@ def run(settings: Settings) -> int:
     debug = bool(settings.debug)
 
     def load() -> Function:
+        plan = validation.event_plan()
+        context = make_context(trigger_kind="http")
+        reserved: dict[str, Any] = {}
+        if settings.store:  # each worker opens the store and has a serving run of its own
+            from wrapper.entities.project import Project, Run
+            from wrapper.entities.store import open_store
+
+            run = Run(settings.project, function=plan.name, action="serve")
+            project = Project(settings.project, open_store(settings.store), run)
+            reserved = {"project": project, "run": run}
+            context.project, context.run = project, run
         return prepare_function(
-            validation.event_plan(), trigger_kind="http", source_settings=fetch, debug=debug
+            plan,
+            trigger_kind="http",
+            source_settings=fetch,
+            reserved=reserved,
+            context=context,
+            debug=debug,
         )
 
     try:

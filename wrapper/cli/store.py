@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wrapper.cli.options import Option, Settings
+from wrapper.cli.options import STORE_OPTIONS, Option, Settings
 from wrapper.errors import SpecError
 
 if TYPE_CHECKING:
@@ -23,12 +23,7 @@ OPTIONS = (
         positional=True,
         metavar="FILE|KEY",
     ),
-    Option(
-        "--store",
-        "file:///path, a path, or s3://bucket/prefix (default: $XDG_DATA_HOME/fn-wrapper/store)",
-        metavar="URI",
-    ),
-    Option("--project", "the project of the entities", default="default"),
+    *STORE_OPTIONS,
     Option(
         "--type",
         "entity type (put: default dataitem for .csv/.parquet, else artifact; ls: a filter)",

@@ -4,8 +4,6 @@ to the endpoint the AWS configuration names (boto3, imported only for s3://)."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
@@ -34,6 +32,9 @@ def open_remote(url: str) -> BinaryIO:
 
 
 def _open_http(url: str) -> BinaryIO:
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": "fn-wrapper"})
     try:
         return cast(BinaryIO, urllib.request.urlopen(request, timeout=READ_TIMEOUT))
