@@ -191,6 +191,7 @@ def test_a_writer_killed_while_writing_leaves_no_version(store: LocalStore) -> N
     assert writer.stdout.readline() == b"writing\n"
     writer.kill()
     writer.wait(timeout=10)
+    writer.stdout.close()
     assert store.versions(name="big") == []
     with pytest.raises(EntityNotFound, match="no model named 'big' in project 'demo'"):
         store.latest("demo", "model", "big")

@@ -219,6 +219,7 @@ def test_sigterm_stops_the_handler_and_records_stopped(tmp_path: Path, store_roo
     assert process.stdout.readline() == b"started\n"
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == ExitCode.STOPPED
+    process.stdout.close()
     status = json.loads(status_file.read_text())
     assert status["state"] == "STOPPED" and status["finished"]
 
@@ -249,6 +250,7 @@ def test_a_job_killed_while_writing_leaves_no_partial_output_or_status(
         time.sleep(0.005)  # until the output's content is being written
     process.send_signal(signal.SIGKILL)
     process.wait(30)
+    process.stdout.close()
     store = open_store(str(store_root))
     assert store.versions("default", "artifact") == []
     status = json.loads(status_file.read_text())  # whole: the RUNNING document

@@ -38,14 +38,17 @@ def run(settings: Settings) -> int:
         plan = pending.plan()
     finally:
         pending.close()
-    code, status = run_job(
-        plan,
-        store,
-        settings.project,
-        run_id=settings.run_id or os.environ.get("RUN_ID") or None,
-        status_file=Path(settings.status_file) if settings.status_file else None,
-        source_settings=source_settings(settings, os.environ),
-    )
+    try:
+        code, status = run_job(
+            plan,
+            store,
+            settings.project,
+            run_id=settings.run_id or os.environ.get("RUN_ID") or None,
+            status_file=Path(settings.status_file) if settings.status_file else None,
+            source_settings=source_settings(settings, os.environ),
+        )
+    finally:
+        store.close()
     document = status.document
     summary = {k: document[k] for k in ("id", "state", "results", "outputs", "message")}
     print(json.dumps(summary, sort_keys=True, default=str), flush=True)

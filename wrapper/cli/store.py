@@ -45,14 +45,17 @@ def run(settings: Settings) -> int:
     if settings.action is None:
         raise SpecError("store: say what to do: put FILE, get KEY or ls")
     store = open_store(settings.store)
-    if settings.action == "put":
-        return _put(settings, store)
-    if settings.action == "get":
-        return _get(settings, store)
-    for record in store.versions(settings.project, settings.type, settings.name):
-        size = "-" if record.size is None else str(record.size)
-        print(f"{record.key}\t{size}\t{record.created}")
-    return 0
+    try:
+        if settings.action == "put":
+            return _put(settings, store)
+        if settings.action == "get":
+            return _get(settings, store)
+        for record in store.versions(settings.project, settings.type, settings.name):
+            size = "-" if record.size is None else str(record.size)
+            print(f"{record.key}\t{size}\t{record.created}")
+        return 0
+    finally:
+        store.close()
 
 
 def _put(settings: Settings, store: Store) -> int:

@@ -147,6 +147,12 @@ class LocalStore(Store):
             raise StoreError(f"store {self.uri}: cannot read {path}: {exc}") from None
         return found
 
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
     def _content_path(self, record: EntityRecord, filename: str) -> Path:
         parts = (record.project, record.entity_type, record.name, record.id, filename)
         return self._confined("content", *parts)

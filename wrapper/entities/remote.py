@@ -39,6 +39,7 @@ def _open_http(url: str) -> BinaryIO:
     try:
         return cast(BinaryIO, urllib.request.urlopen(request, timeout=READ_TIMEOUT))
     except urllib.error.HTTPError as exc:
+        exc.close()
         raise StoreError(f"cannot read {shown(url)}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc

@@ -71,6 +71,9 @@ class Store(abc.ABC):
     def open(self, record: EntityRecord) -> BinaryIO:
         """The content the store holds for `record`, as a stream read in pieces."""
 
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing open
+        """Let go of what the store holds open (connections); a closed store is not used."""
+
     def local_file(self, record: EntityRecord) -> Optional[Path]:
         """The content as a file on this machine, when the store keeps it as one."""
         return None
