@@ -20,6 +20,7 @@ import pytest
 
 from tests.moto_s3 import SECRET, moto_server, point_aws_at
 from wrapper.entities.keys import EntityKey
+from wrapper.entities.project import Project
 from wrapper.entities.record import EntityRecord
 from wrapper.entities.s3store import PART, S3Store
 from wrapper.entities.store import EntityNotFound, StoreError, open_store
@@ -360,3 +361,15 @@ def test_missing_boto3_says_what_to_install(
     with pytest.raises(StoreError) as caught:
         bucket.store()
     assert caught.value.message == "the S3 store needs boto3: pip install 'fn-wrapper[s3]'"
+
+
+def test_a_dataitem_whose_path_is_an_s3_object_is_streamed_from_there(bucket: Bucket) -> None:
+    bucket.client.put_object(Bucket=bucket.name, Key="raw/x.csv", Body=b"a\n1\n")
+    project = Project("demo", bucket.store())
+    item = project.log_dataitem("x", path=f"s3://{bucket.name}/raw/x.csv")
+    assert item.record.sha256 is None and bucket.object_keys()[0] == "raw/x.csv"
+    with item.open() as stream:
+        assert stream.read() == b"a\n1\n"
+    gone = project.log_dataitem("gone", path=f"s3://{bucket.name}/raw/none.csv")
+    with pytest.raises(StoreError, match=f"cannot read s3://{bucket.name}/raw/none.csv: NoSuchKey"):
+        gone.open()

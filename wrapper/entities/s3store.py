@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from wrapper.entities.keys import EntityKey, is_name
 from wrapper.entities.record import EntityRecord
 from wrapper.entities.store import CHUNK, EntityNotFound, Store, StoreError, content_filename
+from wrapper.entities.transfer import Progress
 from wrapper.sources.s3 import S3_REASONS, s3_error_code
 
 PART = 8 * CHUNK
@@ -54,10 +55,11 @@ class S3Store(Store):
             from boto3.s3.transfer import TransferConfig
 
             key = f"{folder}content/{content_filename(filename, record.name)}"
-            reader = _HashingReader(content)
+            reader = _HashingReader(content, Progress(f"upload s3://{self.bucket}/{key}", None))
             config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART)
             with self._errors("write", key):
                 self._client.upload_fileobj(reader, self.bucket, key, Config=config)
+            reader.progress.finish()
             record.size, record.sha256 = reader.size, reader.sha256.hexdigest()
             record.spec["path"] = f"s3://{self.bucket}/{key}"
         self._put_json(f"{folder}entity.json", record.to_dict())
@@ -215,10 +217,11 @@ class _HashingReader:
     """Reads a stream in full pieces (a short read would make a short part), counting and
     hashing what passes."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, progress: Progress) -> None:
         self._stream = stream
         self.size = 0
         self.sha256 = hashlib.sha256()
+        self.progress = progress
 
     def read(self, size: int = -1) -> bytes:
         pieces = [self._stream.read(size)]
@@ -232,6 +235,7 @@ class _HashingReader:
         data = b"".join(pieces)
         self.size += len(data)
         self.sha256.update(data)
+        self.progress.advance(len(data))
         return data
 
 
