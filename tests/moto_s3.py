@@ -6,6 +6,7 @@ import contextlib
 import time
 import urllib.request
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,15 @@ def point_aws_at(url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    if _moto_version() < (5, 2):
+        # moto 5.1 (the last for Python 3.9) answers a whole-object CRC for multipart uploads
+        # that botocore's default response validation rejects: there, validate only what a
+        # request asks for. A gap of the emulator; real S3 and moto 5.2 pass either way.
+        monkeypatch.setenv("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required")
+
+
+def _moto_version() -> tuple[int, ...]:
+    return tuple(int(part) for part in version("moto").split(".")[:2] if part.isdigit())
 
 
 def _wait_until_answers(url: str) -> None:
