@@ -11,6 +11,7 @@ the parent never imports pydantic.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -126,6 +127,9 @@ def _child(requests: int) -> None:
     """The validator's life: warm up, wait for settings (none: the parent gave up), answer,
     and leave by os._exit whatever happens (never back into the parent's code)."""
     try:
+        # A short life that ends in os._exit: no cyclic garbage collection (the imports
+        # below allocate a lot; ~15 ms less here).
+        gc.disable()
         # The spec models take no third-party pydantic plugins: skip the entry-point scan.
         os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
         with contextlib.suppress(Exception):  # the slow part, while the parent works
