@@ -24,6 +24,8 @@ class FunctionPlan:
     parameters: dict[str, Any] = field(default_factory=dict)
     init_parameters: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
+    project: Optional[str] = None
+    """The function's own project (a library function's), below --project and its twin."""
 
     @classmethod
     def from_dump(cls, document: dict[str, Any]) -> FunctionPlan:
@@ -44,6 +46,7 @@ class FunctionPlan:
             parameters=run["parameters"],
             init_parameters=run["init_parameters"],
             inputs=run["inputs"],
+            project=function.get("project"),
         )
 
     @property

@@ -300,3 +300,19 @@ def test_the_store_command_registers_and_reads_back(tmp_path: Path, store_root: 
     assert missing.returncode == ExitCode.BAD_INPUT
     assert "'nope' is a name: say its --type" in missing.stderr.decode()
     assert os.listdir(store_root)
+
+
+def test_the_project_comes_from_the_flag_else_the_spec(tmp_path: Path, store_root: Path) -> None:
+    (tmp_path / "f.py").write_text("def h(project):\n    return project.name\n")
+    spec = {
+        "function": {
+            "name": "f", "labels": ["library"], "project": "lib", "python_version": "PYTHON3_11",
+            "code_src": "f.py", "handler": "f:h",
+        }
+    }  # fmt: skip
+    document = tmp_path / "spec.json"
+    document.write_text(json.dumps(spec))
+    from_spec = job("--spec", str(document), cwd=tmp_path, store=store_root)
+    assert summary(from_spec)["results"] == {"output_0": "lib"}, from_spec.stderr.decode()
+    from_flag = job("--spec", str(document), "--project", "ops", cwd=tmp_path, store=store_root)
+    assert summary(from_flag)["results"] == {"output_0": "ops"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Optional
 
 from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings, json_object
 
@@ -42,7 +43,7 @@ def run(settings: Settings) -> int:
         code, status = run_job(
             plan,
             store,
-            settings.project,
+            project_of(settings, plan.project),
             run_id=settings.run_id or os.environ.get("RUN_ID") or None,
             status_file=Path(settings.status_file) if settings.status_file else None,
             source_settings=source_settings(settings, os.environ),
@@ -53,3 +54,10 @@ def run(settings: Settings) -> int:
     summary = {k: document[k] for k in ("id", "state", "results", "outputs", "message")}
     print(json.dumps(summary, sort_keys=True, default=str), flush=True)
     return code
+
+
+def project_of(settings: Settings, from_spec: Optional[str]) -> str:
+    """--project or its twin, else the spec's project, else the default (DESIGN §5)."""
+    if settings.layers.get("project") == "default" and from_spec:
+        return from_spec
+    return str(settings.project)
