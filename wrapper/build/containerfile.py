@@ -1,0 +1,77 @@
+"""The Containerfile of a function image (DESIGN §8).
+
+From the fn-wrapper base image (Dockerfile.base's): the function's requirements installed from
+wheels in the build context (the build needs no package index), the user's instructions, the
+code and its run spec (so the image runs the serve and job doors with no flags), and the base
+image's non-root user and CMD. Nothing secret is written: no ARG, no credential, no task
+settings; every value that goes in is checked to stay on its own line.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from wrapper.errors import SpecError
+
+APP = "/opt/function"
+"""Where the function's code and run spec live in the image."""
+
+USER = "1000:1000"
+"""The base image's non-root user."""
+
+WHEELS = "/tmp/fn-wrapper-wheels"
+
+
+class Recipe(NamedTuple):
+    """What a function image is made of."""
+
+    name: str
+    base_image: str
+    requirements: bool = False
+    """The context has wheels/ with a requirements.txt to install."""
+    instructions: tuple[str, ...] = ()
+    """Shell commands run as root after the requirements (task.instructions)."""
+
+
+def render(recipe: Recipe) -> str:
+    """The Containerfile text."""
+    _one_line("base_image", recipe.base_image)
+    if not recipe.base_image or " " in recipe.base_image:
+        raise SpecError(f"base_image {recipe.base_image!r} is not an image reference")
+    lines = [
+        f"# The image of function {_one_line('name', recipe.name)}, made by fn-wrapper build:",
+        "# change the spec and build again rather than editing this file.",
+        f"FROM {recipe.base_image}",
+        "USER root",
+        "RUN command -v fn-wrapper >/dev/null || { echo 'the base image has no fn-wrapper:"
+        " build one from Dockerfile.base' >&2; exit 1; }",
+    ]
+    if recipe.requirements:
+        lines += [
+            f"COPY wheels/ {WHEELS}/",
+            f"RUN python -m pip install --no-index --no-cache-dir --find-links {WHEELS}"
+            f" --requirement {WHEELS}/requirements.txt && rm -rf {WHEELS}",
+        ]
+    for number, command in enumerate(recipe.instructions):
+        lines.append(f"RUN {_instruction(number, command)}")
+    lines += [
+        f"COPY function/ {APP}/",
+        f"ENV FN_WRAPPER_SPEC={APP}/run.json",
+        f"WORKDIR {APP}",
+        f"USER {USER}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(field: str, value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise SpecError(f"{field}: {value!r} must be one line (it goes into the Containerfile)")
+    return value
+
+
+def _instruction(number: int, command: str) -> str:
+    field = f"task.instructions[{number}]"
+    _one_line(field, command)
+    if not command.strip() or command.rstrip().endswith("\\"):
+        raise SpecError(f"{field}: {command!r} must be a whole shell command")
+    return command.strip()

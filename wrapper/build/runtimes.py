@@ -1,0 +1,57 @@
+"""The supported Python versions (runtimes/python3.X): the Python image Dockerfile.base starts
+from, the fn-wrapper base image function builds start from, and the pinned requirements.
+
+The folder ships inside the package as `wrapper/runtimes` (a link to the project's
+`runtimes/`), so the build action reads the same files Dockerfile.base does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+from wrapper.errors import SpecError
+
+FOLDER = Path(__file__).resolve().parent.parent / "runtimes"
+
+
+class Runtime(NamedTuple):
+    python_version: str
+    """PYTHON3_11"""
+    python_image: str
+    """What Dockerfile.base starts from (a plain Python image)."""
+    base_image: str
+    """What a function build starts from by default (Dockerfile.base's image)."""
+    folder: Path
+
+    @property
+    def dotted(self) -> str:
+        return self.python_version.removeprefix("PYTHON").replace("_", ".")
+
+    @property
+    def requirements(self) -> Path:
+        """fn-wrapper's own dependencies on this Python, pinned (runtimes/pin.py)."""
+        return self.folder / "requirements.txt"
+
+
+def runtimes() -> dict[str, Runtime]:
+    """Every runtime by its python_version."""
+    found = {}
+    folders = sorted(FOLDER.glob("python3.*/runtime.json"), key=lambda p: int(p.parent.suffix[1:]))
+    for definition in folders:
+        data = json.loads(definition.read_text())
+        found[data["python_version"]] = Runtime(
+            data["python_version"], data["python_image"], data["base_image"], definition.parent
+        )
+    return found
+
+
+def runtime(python_version: str) -> Runtime:
+    """The runtime of `python_version`; SpecError naming the supported ones otherwise."""
+    known = runtimes()
+    if python_version not in known:
+        raise SpecError(
+            f"python_version {python_version!r} has no runtime: one of {', '.join(known)}"
+        )
+    return known[python_version]
