@@ -23,11 +23,23 @@ class Runtime(NamedTuple):
     """What Dockerfile.base starts from (a plain Python image)."""
     base_image: str
     """What a function build starts from by default (Dockerfile.base's image)."""
+    glibc: str
+    """The C library of the Python image ("2.36" for bookworm): which wheels run on it."""
     folder: Path
 
     @property
     def dotted(self) -> str:
         return self.python_version.removeprefix("PYTHON").replace("_", ".")
+
+    def platforms(self, machine: str) -> list[str]:
+        """The wheel platform tags that run on this runtime's image on `machine` (x86_64,
+        aarch64), newest first, for `pip download --platform` (which does not expand them)."""
+        newest = int(self.glibc.split(".")[1])
+        tags = [f"manylinux_2_{minor}_{machine}" for minor in range(newest, 16, -1)]
+        legacy = ["manylinux2014"] + (
+            ["manylinux2010", "manylinux1"] if machine == "x86_64" else []
+        )
+        return tags + [f"{name}_{machine}" for name in legacy]
 
     @property
     def requirements(self) -> Path:
@@ -42,7 +54,11 @@ def runtimes() -> dict[str, Runtime]:
     for definition in folders:
         data = json.loads(definition.read_text())
         found[data["python_version"]] = Runtime(
-            data["python_version"], data["python_image"], data["base_image"], definition.parent
+            data["python_version"],
+            data["python_image"],
+            data["base_image"],
+            data["glibc"],
+            definition.parent,
         )
     return found
 

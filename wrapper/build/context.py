@@ -1,0 +1,117 @@
+"""A function's build context (DESIGN §8): everything an image build reads, in one folder.
+
+    Containerfile          generated (wrapper/build/containerfile.py)
+    function/code/         the materialised source, as the core would import it
+    function/run.json      the run spec the image runs with (FN_WRAPPER_SPEC): the function
+                           with its code_src pointing at the image's copy, and the run's
+                           parameters and init parameters (no inputs, no task settings)
+    wheels/                the requirements' wheels and requirements.txt (when there are any)
+
+Nothing else goes in: no credential the source was fetched with (the code_src in run.json is
+the image's local path), no environment, no task secrets.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
+
+from wrapper.build.containerfile import APP, Recipe, render
+from wrapper.build.runtimes import runtime
+from wrapper.build.wheels import download_wheels
+from wrapper.errors import SpecError
+
+
+class BuildPlan(NamedTuple):
+    """What a build needs from a validated run document."""
+
+    name: str
+    python_version: str
+    handler: str
+    code_src: Optional[str]
+    code: Optional[str]
+    base64: Optional[str]
+    init_function: Optional[str]
+    requirements: tuple[str, ...]
+    base_image: Optional[str]
+    instructions: tuple[str, ...]
+    parameters: dict[str, Any]
+    init_parameters: dict[str, Any]
+
+    @classmethod
+    def from_dump(cls, document: dict[str, Any]) -> BuildPlan:
+        """From `RunDocument.model_dump(mode="json")`."""
+        function, task, run = document["function"], document["task"], document["run"]
+        source = function["source"]
+        return cls(
+            name=function["name"],
+            python_version=function["python_version"],
+            handler=source["handler"],
+            code_src=source["code_src"],
+            code=source["code"],
+            base64=source["base64"],
+            init_function=source["init_function"],
+            requirements=tuple(function["requirements"]),
+            base_image=function["base_image"],
+            instructions=tuple(task.get("instructions") or ()),
+            parameters=run["parameters"],
+            init_parameters=run["init_parameters"],
+        )
+
+
+class ContextSettings(NamedTuple):
+    """How a context is made: where wheels come from, which base images are allowed."""
+
+    source_settings: Any = None
+    wheelhouses: Sequence[Path] = ()
+    use_index: bool = True
+    allowed_base_images: Sequence[str] = ()
+    """Patterns (fnmatch) of the base images a build accepts; empty: any."""
+
+
+def write_context(plan: BuildPlan, folder: Path, settings: ContextSettings) -> Recipe:
+    """Fill `folder` (new or empty) with the build context of `plan`; the image's recipe."""
+    from wrapper.sources import materialise_source
+
+    found = runtime(plan.python_version)
+    base_image = plan.base_image or found.base_image
+    allowed(base_image, settings.allowed_base_images)
+    if folder.exists() and any(folder.iterdir()):
+        raise SpecError(f"--context-dir {folder}: not empty (a build context needs a new folder)")
+    tree = materialise_source(plan, settings.source_settings)
+    code = folder / "function" / "code"
+    shutil.copytree(tree.root, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    local = f"{APP}/code" + (f"/{tree.single_file}" if tree.single_file else "")
+    run_spec = {
+        "function": {
+            "name": plan.name,
+            "python_version": plan.python_version,
+            "code_src": local,
+            "handler": plan.handler,
+            "init_function": plan.init_function,
+        },
+        "run": {"parameters": plan.parameters, "init_parameters": plan.init_parameters},
+    }
+    (folder / "function" / "run.json").write_text(json.dumps(run_spec, indent=2) + "\n")
+    if plan.requirements:
+        wheels = folder / "wheels"
+        wheels.mkdir()
+        listed = wheels / "requirements.txt"
+        listed.write_text("\n".join(plan.requirements) + "\n")
+        download_wheels(listed, wheels, found, settings.wheelhouses, settings.use_index)
+    recipe = Recipe(plan.name, base_image, bool(plan.requirements), plan.instructions)
+    (folder / "Containerfile").write_text(render(recipe))
+    return recipe
+
+
+def allowed(base_image: str, patterns: Sequence[str]) -> None:
+    """A SpecError before anything is built when the operator's allow-list refuses it."""
+    if patterns and not any(fnmatch.fnmatchcase(base_image, p) for p in patterns):
+        raise SpecError(
+            f"base_image {base_image!r} is not allowed here (allowed: {', '.join(patterns)};"
+            " set by the operator with --allowed-base-image / FN_WRAPPER_ALLOWED_BASE_IMAGE)"
+        )
