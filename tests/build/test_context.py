@@ -6,6 +6,7 @@ import base64
 import json
 import zipfile
 from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 
@@ -13,18 +14,20 @@ from wrapper.build.containerfile import APP
 from wrapper.build.context import BuildPlan, ContextSettings, allowed, write_context
 from wrapper.build.wheels import WheelError
 from wrapper.errors import SpecError
+from wrapper.plan import FunctionPlan
 from wrapper.sources.settings import SourceSettings
 
 MAIN = "def handler(context, event):\n    return 'hi'\n"
 
 
-def plan(**fields: object) -> BuildPlan:
-    defaults: dict[str, object] = {
-        "name": "hello", "python_version": "PYTHON3_11", "handler": "handler", "code_src": None,
-        "code": None, "base64": None, "init_function": None, "requirements": (),
-        "base_image": None, "instructions": (), "parameters": {}, "init_parameters": {},
-    }  # fmt: skip
-    return BuildPlan(**{**defaults, **fields})  # type: ignore[arg-type]
+def plan(
+    requirements: tuple[str, ...] = (),
+    base_image: Optional[str] = None,
+    instructions: tuple[str, ...] = (),
+    **function: Any,
+) -> BuildPlan:
+    fields = {"name": "hello", "python_version": "PYTHON3_11", "handler": "handler", **function}
+    return BuildPlan(FunctionPlan(**fields), requirements, base_image, instructions)
 
 
 def wheel(folder: Path, name: str, version: str = "1.0") -> Path:

@@ -24,42 +24,27 @@ from wrapper.build.containerfile import APP, Recipe, render
 from wrapper.build.runtimes import runtime
 from wrapper.build.wheels import download_wheels
 from wrapper.errors import SpecError
+from wrapper.plan import FunctionPlan
 
 
 class BuildPlan(NamedTuple):
-    """What a build needs from a validated run document."""
+    """What a build needs from a validated run document: the function, and how its image is
+    made."""
 
-    name: str
-    python_version: str
-    handler: str
-    code_src: Optional[str]
-    code: Optional[str]
-    base64: Optional[str]
-    init_function: Optional[str]
-    requirements: tuple[str, ...]
-    base_image: Optional[str]
-    instructions: tuple[str, ...]
-    parameters: dict[str, Any]
-    init_parameters: dict[str, Any]
+    function: FunctionPlan
+    requirements: tuple[str, ...] = ()
+    base_image: Optional[str] = None
+    instructions: tuple[str, ...] = ()
 
     @classmethod
     def from_dump(cls, document: dict[str, Any]) -> BuildPlan:
         """From `RunDocument.model_dump(mode="json")`."""
-        function, task, run = document["function"], document["task"], document["run"]
-        source = function["source"]
+        function, task = document["function"], document["task"]
         return cls(
-            name=function["name"],
-            python_version=function["python_version"],
-            handler=source["handler"],
-            code_src=source["code_src"],
-            code=source["code"],
-            base64=source["base64"],
-            init_function=source["init_function"],
-            requirements=tuple(function["requirements"]),
-            base_image=function["base_image"],
-            instructions=tuple(task.get("instructions") or ()),
-            parameters=run["parameters"],
-            init_parameters=run["init_parameters"],
+            FunctionPlan.from_dump(document),
+            tuple(function["requirements"]),
+            function["base_image"],
+            tuple(task.get("instructions") or ()),
         )
 
 
@@ -77,24 +62,25 @@ def write_context(plan: BuildPlan, folder: Path, settings: ContextSettings) -> R
     """Fill `folder` (new or empty) with the build context of `plan`; the image's recipe."""
     from wrapper.sources import materialise_source
 
-    found = runtime(plan.python_version)
+    function = plan.function
+    found = runtime(function.python_version)
     base_image = plan.base_image or found.base_image
     allowed(base_image, settings.allowed_base_images)
     if folder.exists() and any(folder.iterdir()):
         raise SpecError(f"--context-dir {folder}: not empty (a build context needs a new folder)")
-    tree = materialise_source(plan, settings.source_settings)
+    tree = materialise_source(function, settings.source_settings)
     code = folder / "function" / "code"
     shutil.copytree(tree.root, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     local = f"{APP}/code" + (f"/{tree.single_file}" if tree.single_file else "")
     run_spec = {
         "function": {
-            "name": plan.name,
-            "python_version": plan.python_version,
+            "name": function.name,
+            "python_version": function.python_version,
             "code_src": local,
-            "handler": plan.handler,
-            "init_function": plan.init_function,
+            "handler": function.handler,
+            "init_function": function.init_function,
         },
-        "run": {"parameters": plan.parameters, "init_parameters": plan.init_parameters},
+        "run": {"parameters": function.parameters, "init_parameters": function.init_parameters},
     }
     (folder / "function" / "run.json").write_text(json.dumps(run_spec, indent=2) + "\n")
     if plan.requirements:
@@ -103,7 +89,7 @@ def write_context(plan: BuildPlan, folder: Path, settings: ContextSettings) -> R
         listed = wheels / "requirements.txt"
         listed.write_text("\n".join(plan.requirements) + "\n")
         download_wheels(listed, wheels, found, settings.wheelhouses, settings.use_index)
-    recipe = Recipe(plan.name, base_image, bool(plan.requirements), plan.instructions)
+    recipe = Recipe(function.name, base_image, bool(plan.requirements), plan.instructions)
     (folder / "Containerfile").write_text(render(recipe))
     return recipe
 
