@@ -17,7 +17,7 @@ from wrapper.sources.uri import uri_scheme
 
 CODE_FIELDS = ("code", "base64", "code_src")
 SOURCE_SETTINGS = ("handler", "init_function")
-FUNCTION_SETTINGS = ("name", "python_version", "requirements")
+FUNCTION_SETTINGS = ("name", "python_version", "requirements", "base_image")
 MERGED_SETTINGS = ("parameters", "init_parameters", "inputs")
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "nuclio": "answer a Nuclio processor's events on its sockets, in place of its Python wrapper",
     "job": "run the handler once with entity inputs; write its results, outputs and status",
     "store": "put files into the entity store as entities, get them back, list them",
+    "build": "make a function's image: a build context, then buildah or docker",
 }
 """Subcommand name → summary; each lives in `wrapper.cli.<name>` with OPTIONS and run()."""
 

@@ -47,19 +47,23 @@ class PendingValidation:
     def __init__(self, validator: Optional[_Validator], answer: Optional[dict[str, Any]]):
         self._validator, self._answer = validator, answer
 
-    def plan(self) -> FunctionPlan:
-        """The validated document's function plan; a bad document raises SpecError."""
-        from wrapper.plan import FunctionPlan
-
+    def document(self) -> dict[str, Any]:
+        """The validated document, dumped as JSON; a bad document raises SpecError."""
         if self._answer is None:
             assert self._validator is not None
             self._answer = self._validator.verdict()
         answer = self._answer
         if "document" in answer:
-            return FunctionPlan.from_dump(answer["document"])
+            return answer["document"]  # type: ignore[no-any-return]
         if "error" in answer:
             raise SpecError(answer["error"])
         raise WrapperError(f"internal error while validating the spec: {answer['internal']}")
+
+    def plan(self) -> FunctionPlan:
+        """The validated document's function plan; a bad document raises SpecError."""
+        from wrapper.plan import FunctionPlan
+
+        return FunctionPlan.from_dump(self.document())
 
     def event_plan(self) -> FunctionPlan:
         """The plan of a door that answers events (serve, invoke, nuclio): it refuses

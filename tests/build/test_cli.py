@@ -1,0 +1,79 @@
+"""`fn-wrapper build` as a real subprocess writing contexts (no builder needed), and the
+builders' command lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wrapper.build.builders import commands
+from wrapper.errors import ExitCode
+
+MAIN = "def handler(context, event):\n    return 'hi'\n"
+
+
+def build(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "wrapper", "build", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, timeout=120)
+
+
+def test_a_context_from_a_positional_source_with_the_runs_inputs_recorded(tmp_path: Path) -> None:
+    (tmp_path / "hello.py").write_text(MAIN)
+    result = build(
+        "hello.py", "--no-build-image", "--context-dir", "ctx", "--python-version", "PYTHON3_12",
+        "--inputs", '{"table": "store://p/dataitem/table/t"}', "--parameters", '{"n": 2}',
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads(result.stdout)
+    assert summary == {
+        "context": "ctx", "image": None, "base_image": "fn-wrapper-base:0.1.0-python3.12",
+        "builder": "none", "pushed": False,
+        "inputs": {"table": "store://p/dataitem/table/t"}, "parameters": {"n": 2},
+    }  # fmt: skip
+    context = tmp_path / "ctx"
+    assert (context / "function" / "code" / "hello.py").read_text() == MAIN
+    run = json.loads((context / "function" / "run.json").read_text())
+    assert run["run"] == {"parameters": {"n": 2}, "init_parameters": {}}  # no inputs baked in
+    assert "FROM fn-wrapper-base:0.1.0-python3.12" in (context / "Containerfile").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--builder", "none"), "--context-dir ctx: not empty"),
+        (("--builder", "docker-that-is-not-here"), "invalid choice"),
+        (("--no-build-image", "--base-image", "evil/x:1", "--allowed-base-image", "corp/*"),
+         "base_image 'evil/x:1' is not allowed here (allowed: corp/*"),
+        (("--no-build-image", "--python-version", "PYTHON2_7"), "python_version"),
+    ],
+)  # fmt: skip
+def test_errors_are_named_before_anything_is_built(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "hello.py").write_text(MAIN)
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "mine.txt").write_text("kept")
+    result = build("hello.py", "--context-dir", "ctx", *args, cwd=tmp_path)
+    assert result.returncode == ExitCode.BAD_INPUT
+    assert message in result.stderr.decode()
+    assert result.stdout == b""
+    assert [p.name for p in (tmp_path / "ctx").iterdir()] == ["mine.txt"]
+
+
+def test_the_builders_command_lines(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    assert commands("buildah", context, "reg/app:1", push=True) == [
+        ["buildah", "build", "--file", f"{context}/Containerfile", "--tag", "reg/app:1",
+         "--format", "oci", str(context)],
+        ["buildah", "push", "reg/app:1"],
+    ]  # fmt: skip
+    assert commands("docker", context, "reg/app:1", push=False) == [
+        ["docker", "build", "--file", f"{context}/Containerfile", "--tag", "reg/app:1",
+         str(context)],
+    ]  # fmt: skip
+    assert commands("none", context, "reg/app:1", push=True) == []

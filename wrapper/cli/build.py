@@ -1,0 +1,100 @@
+"""`fn-wrapper build`: a function spec → a build context → an image (DESIGN §8, §10), with
+`kfp component build`'s options."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, json_object
+from wrapper.errors import SpecError
+
+OPTIONS = (
+    Option(
+        "--src",
+        "the function's code (a file, folder, archive or URI): the same as --code-src",
+        positional=True,
+        metavar="SRC",
+    ),
+    *SOURCE_OPTIONS,
+    Option("--target-image", "the image to build, e.g. registry.local/team/hello:1"),
+    Option("--base-image", "the image to build on (default: the runtime's fn-wrapper base image)"),
+    Option("--push-image", "push the image once built (default: no push)", switch=True),
+    Option(
+        "--build-image",
+        "build the image (--no-build-image: the context only)",
+        switch=True,
+        default=True,
+    ),
+    Option(
+        "--builder",
+        "buildah (the default where installed), docker, or none (the context only)",
+        choices=("buildah", "docker", "none"),
+    ),
+    Option("--context-dir", "where the build context is written (default: a new temp folder)"),
+    Option(
+        "--wheelhouse",
+        "a folder of wheels to take requirements from (repeat the flag for more)",
+        repeat=True,
+        metavar="DIR",
+    ),
+    Option("--index", "fetch requirements from the package index too", switch=True, default=True),
+    Option(
+        "--allowed-base-image",
+        "an allowed base image pattern, e.g. 'registry.corp/*' (operators; repeat for more)",
+        repeat=True,
+        metavar="PATTERN",
+    ),
+    Option(
+        "--inputs",
+        "a run's inputs, recorded with the build (they do not change the image)",
+        parse=json_object,
+        metavar="JSON",
+    ),
+)
+
+
+def run(settings: Settings) -> int:
+    """Write the context, build (and push) the image; one JSON summary line on stdout."""
+    from wrapper.build.builders import build_image, choose
+    from wrapper.build.context import BuildPlan, ContextSettings, write_context
+    from wrapper.config import source_settings
+    from wrapper.spec.background import validate
+
+    if settings.src and not any(settings.values.get(k) for k in ("code", "base64", "code_src")):
+        settings.values["code_src"], settings.layers["code_src"] = settings.src, "flag"
+    builder = choose(settings.builder) if settings.build_image else "none"
+    if builder != "none" and not settings.target_image:
+        raise SpecError("--target-image: say which image to build (or --no-build-image)")
+    pending = validate(settings)
+    try:
+        document = pending.document()
+    finally:
+        pending.close()
+    plan = BuildPlan.from_dump(document)
+    context = Path(settings.context_dir or tempfile.mkdtemp(prefix="fn-wrapper-build-"))
+    recipe = write_context(
+        plan,
+        context,
+        ContextSettings(
+            source_settings(settings, os.environ),
+            tuple(Path(folder) for folder in settings.wheelhouse or ()),
+            bool(settings.index),
+            tuple(settings.allowed_base_image or ()),
+        ),
+    )
+    if builder != "none":
+        build_image(builder, context, settings.target_image, bool(settings.push_image))
+    summary = {
+        "context": str(context),
+        "image": settings.target_image if builder != "none" else None,
+        "base_image": recipe.base_image,
+        "builder": builder,
+        "pushed": bool(settings.push_image) and builder != "none",
+        "inputs": document["run"]["inputs"],
+        "parameters": document["run"]["parameters"],
+    }
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
