@@ -13,6 +13,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from wrapper.build.runtimes import runtime
@@ -36,11 +37,16 @@ def main() -> None:
     wheels.mkdir(parents=True)
     shutil.copy(PROJECT / "Dockerfile.base", context / "Dockerfile.base")
     shutil.copytree(found.folder, context / "runtimes" / found.folder.name)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
-         str(wheels), str(PROJECT)],
-        check=True,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:  # pip builds in the tree: a copy of it
+        source = Path(folder)
+        for name in ("pyproject.toml", "README.md", "wrapper", "runtimes"):
+            copy = shutil.copytree if (PROJECT / name).is_dir() else shutil.copy
+            copy(PROJECT / name, source / name)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+             str(wheels.absolute()), str(source)],
+            check=True,
+        )  # fmt: skip
     download_wheels(found.requirements, wheels, found, options.wheelhouse, not options.no_index)
     print(
         f"buildah build -f {context}/Dockerfile.base --build-arg PYTHON_IMAGE={found.python_image}"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from wrapper import loader
 from wrapper.errors import (
     HandlerModuleNotFound,
     HandlerNotFound,
@@ -322,3 +324,18 @@ def test_nuclio_style_module_handler_from_sys_path(
         load_module_handler("absent_mod_xyz:handler")
     with pytest.raises(SpecError, match="must be module:function"):
         load_module_handler("handler")
+
+
+def test_a_source_this_user_may_not_read_is_a_load_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests run as root here, who reads everything: the error a non-root image user gets
+    # from a folder it may not list is raised by hand.
+    (tmp_path / "main.py").write_text("def handler(context, event):\n    return 1\n")
+
+    def denied(folder: Path) -> dict[str, str]:
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr(loader, "_top_level_entries", denied)
+    with pytest.raises(LoadError, match=f"cannot read the source: {tmp_path}: Permission denied"):
+        load_code(SourceTree(tmp_path, single_file="main.py"), "handler")

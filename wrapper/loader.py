@@ -130,20 +130,23 @@ def load_module_handler(handler: str) -> LoadedCode:
 
 
 def _import(tree: SourceTree, ref: HandlerRef) -> ModuleType:
-    root = tree.root.resolve()
-    _add_import_root(root)
-    if ref.module:
-        return _import_module(ref.module, root)
-    file = ref.file or _default_module_file(tree)
-    path = (root / file).resolve()
-    if not path.is_relative_to(root):
-        raise SpecError(f"handler: {file!r} points outside the source")
-    if not path.is_file():
-        raise HandlerModuleNotFound(
-            f"handler {ref.text!r}: no file {file!r} in the source ({_listing(root)})"
-        )
-    import_root, name = _module_name(path)
-    _add_import_root(import_root)
+    try:
+        root = tree.root.resolve()
+        _add_import_root(root)
+        if ref.module:
+            return _import_module(ref.module, root)
+        file = ref.file or _default_module_file(tree)
+        path = (root / file).resolve()
+        if not path.is_relative_to(root):
+            raise SpecError(f"handler: {file!r} points outside the source")
+        if not path.is_file():
+            raise HandlerModuleNotFound(
+                f"handler {ref.text!r}: no file {file!r} in the source ({_listing(root)})"
+            )
+        import_root, name = _module_name(path)
+        _add_import_root(import_root)
+    except OSError as exc:  # e.g. a folder of the source this user may not read
+        raise LoadError(f"cannot read the source: {exc.filename}: {exc.strerror}") from None
     return _import_module(name, import_root)
 
 

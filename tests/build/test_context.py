@@ -55,6 +55,7 @@ def test_a_one_file_function_becomes_code_a_run_spec_and_a_containerfile(
     tmp_path: Path, settings: ContextSettings
 ) -> None:
     (tmp_path / "main.py").write_text(MAIN)
+    (tmp_path / "main.py").chmod(0o600)  # e.g. written under umask 077
     context = tmp_path / "context"
     recipe = write_context(
         plan(code_src=str(tmp_path / "main.py"), parameters={"n": 1}), context, settings
@@ -71,6 +72,8 @@ def test_a_one_file_function_becomes_code_a_run_spec_and_a_containerfile(
     }  # fmt: skip
     assert (context / "Containerfile").read_text().startswith("# The image of function hello")
     assert sorted(p.name for p in context.iterdir()) == ["Containerfile", "function"]
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (context / "function").rglob("*")}
+    assert modes == {"code": 0o755, "main.py": 0o644, "run.json": 0o644}  # the image's user reads
 
 
 def test_requirements_come_as_wheels_from_a_wheelhouse_without_an_index(

@@ -1,7 +1,7 @@
 """Image builders: buildah (daemonless, the default where it is installed), docker, or none
-(the context only). Their own settings stay theirs: e.g. buildah reads STORAGE_DRIVER and
-BUILDAH_ISOLATION from the environment (`vfs` and `chroot` where no overlay or user namespace
-is allowed)."""
+(the context only). Their own settings stay theirs: e.g. buildah's storage driver comes from
+containers-storage.conf (or CONTAINERS_STORAGE_CONF), its isolation from BUILDAH_ISOLATION
+(`vfs` and `chroot` where no overlay or user namespace is allowed)."""
 
 from __future__ import annotations
 

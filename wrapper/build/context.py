@@ -83,6 +83,7 @@ def write_context(plan: BuildPlan, folder: Path, settings: ContextSettings) -> R
         "run": {"parameters": function.parameters, "init_parameters": function.init_parameters},
     }
     (folder / "function" / "run.json").write_text(json.dumps(run_spec, indent=2) + "\n")
+    readable(folder / "function")
     if plan.requirements:
         wheels = folder / "wheels"
         wheels.mkdir()
@@ -101,3 +102,14 @@ def allowed(base_image: str, patterns: Sequence[str]) -> None:
             f"base_image {base_image!r} is not allowed here (allowed: {', '.join(patterns)};"
             " set by the operator with --allowed-base-image / FN_WRAPPER_ALLOWED_BASE_IMAGE)"
         )
+
+
+def readable(folder: Path) -> None:
+    """Folders 755 and files 644 (755 if executable): the image's user (not root, who owns
+    the copied files) reads the code whatever the source's modes or the umask were."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o755)
+        else:
+            path.chmod(0o755 if path.stat().st_mode & 0o111 else 0o644)

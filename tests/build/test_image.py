@@ -1,0 +1,193 @@
+"""Real images, end to end, with no registry: a Debian bookworm root made by debootstrap and
+imported with buildah, Dockerfile.base built on it, a function image built by `fn-wrapper
+build` with one requirement, then the job and serve doors run inside it (`buildah run
+--isolation chroot`, the host's network). Needs root, buildah and debootstrap (.ci/run
+installs them); skipped with the reason where they are missing. Storage is the test's own
+(vfs, under a temporary folder), removed at the end.
+
+FN_WRAPPER_TEST_ROOTFS=/path/rootfs.tar reuses a root tarball instead of debootstrapping one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = "localhost/py311-base:bookworm"
+WRAPPER_BASE = "localhost/fn-wrapper-base:test-python3.11"
+FUNCTION = "localhost/fn-hello:test"
+MAIN = """
+import six
+
+def handler(context, event):
+    return f"hi from {six.__name__}"
+"""
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (hasattr(os, "geteuid") and os.geteuid() == 0), reason="image builds need root here"
+    ),
+    pytest.mark.skipif(
+        not (shutil.which("buildah") and shutil.which("debootstrap")),
+        reason="buildah and debootstrap are not installed (.ci/run installs them)",
+    ),
+]
+
+
+class Buildah:
+    """buildah on the test's own storage (vfs) with chroot isolation."""
+
+    def __init__(self, folder: Path) -> None:
+        conf = folder / "storage.conf"
+        conf.write_text(
+            f'[storage]\ndriver = "vfs"\ngraphroot = "{folder / "graph"}"\n'
+            f'runroot = "{folder / "run"}"\n'
+        )
+        self.env = {
+            **os.environ,
+            "CONTAINERS_STORAGE_CONF": str(conf),
+            "BUILDAH_ISOLATION": "chroot",
+        }
+
+    def __call__(self, *args: str) -> str:
+        result = subprocess.run(
+            ["buildah", *args], env=self.env, capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, f"buildah {' '.join(args)}: {result.stderr[-2000:]}"
+        return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def buildah(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Buildah]:
+    folder = tmp_path_factory.mktemp("images")
+    tool = Buildah(folder)
+    yield tool
+    subprocess.run(["buildah", "rm", "--all"], env=tool.env, capture_output=True)
+    subprocess.run(["buildah", "rmi", "--all", "--force"], env=tool.env, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def wrapper_base(buildah: Buildah, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Dockerfile.base built on a bookworm root imported without a registry."""
+    folder = tmp_path_factory.mktemp("base")
+    rootfs = Path(os.environ.get("FN_WRAPPER_TEST_ROOTFS", folder / "rootfs.tar"))
+    if not rootfs.is_file():
+        tree = folder / "rootfs"
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+             "bookworm", str(tree)],
+            check=True, capture_output=True, timeout=900,
+        )  # fmt: skip
+        subprocess.run(
+            ["tar", "-C", str(tree), "--numeric-owner", "-cf", str(rootfs), "."], check=True
+        )
+    container = buildah("from", "scratch")
+    buildah("add", container, str(rootfs), "/")
+    buildah("config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--env", "LANG=C.UTF-8", container)  # fmt: skip
+    buildah("commit", "--rm", container, BASE)
+    context = folder / "context"
+    subprocess.run(
+        [sys.executable, str(ROOT / "runtimes" / "base_context.py"), "PYTHON3_11", str(context)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    buildah("build", "--pull=never", "-f", str(context / "Dockerfile.base"),
+            "--build-arg", f"PYTHON_IMAGE={BASE}", "--build-arg", "RUNTIME=python3.11",
+            "-t", WRAPPER_BASE, str(context))  # fmt: skip
+    return WRAPPER_BASE
+
+
+def test_the_base_image_keeps_nuclios_cmd_usable_and_runs_as_a_user(
+    buildah: Buildah, wrapper_base: str
+) -> None:
+    config = json.loads(buildah("inspect", "--type", "image", wrapper_base))["OCIv1"]["config"]
+    assert config["Cmd"] == ["fn-wrapper", "serve"] and not config.get("Entrypoint")
+    assert config["User"] == "1000:1000" and "Healthcheck" not in config
+    size = buildah("images", "--format", "{{.Size}}", wrapper_base)
+    print(f"\nfn-wrapper base image (bookworm minbase, Python 3.11): {size}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid`, nearest first (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def test_a_function_image_runs_the_job_and_serve_doors(
+    buildah: Buildah, wrapper_base: str, tmp_path: Path
+) -> None:
+    (tmp_path / "main.py").write_text(MAIN)
+    built = subprocess.run(
+        [sys.executable, "-m", "wrapper", "build", "main.py", "--requirements", "six",
+         "--base-image", wrapper_base, "--target-image", FUNCTION, "--builder", "buildah",
+         "--context-dir", "ctx"],
+        cwd=tmp_path, env=buildah.env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert json.loads(built.stdout.splitlines()[-1])["image"] == FUNCTION
+    container = buildah("from", "--pull=never", FUNCTION)
+
+    job = buildah("run", container, "--", "fn-wrapper", "job", "--status-file", "/tmp/status.json")
+    summary = json.loads(job.splitlines()[-1])
+    assert summary["state"] == "COMPLETED" and summary["results"] == {"output_0": "hi from six"}
+    status = json.loads(buildah("run", container, "--", "cat", "/tmp/status.json"))
+    assert status["state"] == "COMPLETED" and status["function"] == "main"
+
+    port, admin = free_port(), free_port()
+    served = subprocess.Popen(
+        ["buildah", "run", container, "--", "fn-wrapper", "serve", "--host", "127.0.0.1",
+         "--port", str(port), "--admin-port", str(admin), "--workers", "1"],
+        env=buildah.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        body = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not body:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                    body = answer.read()
+            except OSError:
+                time.sleep(0.2)
+        assert body == b"hi from six"
+        # buildah run passes no signal on: SIGTERM goes to the server (its third descendant)
+        master = descendants(served.pid)[2]
+        os.kill(master, signal.SIGTERM)
+        assert served.wait(60) == 0
+    finally:
+        if served.poll() is None:
+            os.killpg(served.pid, signal.SIGKILL)
+            served.wait()
+        assert served.stderr is not None
+        served.stderr.close()
