@@ -13,7 +13,8 @@ from typing import Optional
 
 from wrapper.errors import ExitCode, SpecError, WrapperError
 
-BUILDERS = ("buildah", "docker", "none")
+BUILDERS = ("buildah", "docker", "kaniko", "none")
+"""kaniko: a Kubernetes Job is rendered (wrapper/build/kaniko.py), nothing runs here."""
 
 
 class BuildError(WrapperError):
@@ -25,7 +26,7 @@ class BuildError(WrapperError):
 def choose(builder: Optional[str]) -> str:
     """The builder asked for, else buildah, else docker; SpecError when none is installed."""
     if builder is not None:
-        if builder != "none" and shutil.which(builder) is None:
+        if builder in ("buildah", "docker") and shutil.which(builder) is None:
             raise SpecError(f"--builder {builder}: {builder} is not installed here")
         return builder
     for name in ("buildah", "docker"):
@@ -39,7 +40,7 @@ def choose(builder: Optional[str]) -> str:
 
 def commands(builder: str, context: Path, target: str, push: bool) -> list[list[str]]:
     """The commands that build (and push) `target` from `context`."""
-    if builder == "none":
+    if builder in ("kaniko", "none"):
         return []
     build = [builder, "build", "--file", str(context / "Containerfile"), "--tag", target]
     if builder == "buildah":

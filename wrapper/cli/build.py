@@ -30,8 +30,20 @@ OPTIONS = (
     ),
     Option(
         "--builder",
-        "buildah (the default where installed), docker, or none (the context only)",
-        choices=("buildah", "docker", "none"),
+        "buildah (the default where installed), docker, kaniko (a Kubernetes Job to apply),"
+        " or none (the context only)",
+        choices=("buildah", "docker", "kaniko", "none"),
+    ),
+    Option(
+        "--kaniko-context",
+        "kaniko: where the Job reads context.tar.gz from (s3://, gs://, https://)",
+        metavar="URI",
+    ),
+    Option("--registry-secret", "kaniko: the docker-config secret to push with", metavar="NAME"),
+    Option(
+        "--storage-secret",
+        "kaniko: a secret whose keys become the Job's environment (e.g. AWS keys for s3://)",
+        metavar="NAME",
     ),
     Option("--context-dir", "where the build context is written (default: a new temp folder)"),
     Option(
@@ -68,6 +80,8 @@ def run(settings: Settings) -> int:
     builder = choose(settings.builder) if settings.build_image else "none"
     if builder != "none" and not settings.target_image:
         raise SpecError("--target-image: say which image to build (or --no-build-image)")
+    if builder == "kaniko" and not settings.kaniko_context:
+        raise SpecError("--kaniko-context: say where the Job will read context.tar.gz from")
     pending = validate(settings)
     try:
         document = pending.document()
@@ -85,16 +99,36 @@ def run(settings: Settings) -> int:
             tuple(settings.allowed_base_image or ()),
         ),
     )
-    if builder != "none":
+    if builder == "kaniko":
+        render_kaniko(settings, plan.function.name, context)
+    elif builder != "none":
         build_image(builder, context, settings.target_image, bool(settings.push_image))
     summary = {
         "context": str(context),
         "image": settings.target_image if builder != "none" else None,
         "base_image": recipe.base_image,
         "builder": builder,
-        "pushed": bool(settings.push_image) and builder != "none",
+        "pushed": bool(settings.push_image) and builder in ("buildah", "docker"),
         "inputs": document["run"]["inputs"],
         "parameters": document["run"]["parameters"],
     }
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+def render_kaniko(settings: Settings, name: str, context: Path) -> None:
+    """context.tar.gz and kaniko-job.yaml in the context folder, to upload and apply."""
+    import yaml
+
+    from wrapper.build.kaniko import job, pack
+
+    manifest = job(
+        name,
+        settings.target_image,
+        settings.kaniko_context,
+        bool(settings.push_image),
+        settings.registry_secret,
+        settings.storage_secret,
+    )
+    pack(context)
+    (context / "kaniko-job.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
