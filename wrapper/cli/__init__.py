@@ -21,6 +21,7 @@ COMMANDS = {
     "job": "run the handler once with entity inputs; write its results, outputs and status",
     "store": "put files into the entity store as entities, get them back, list them",
     "build": "make a function's image: a build context, then buildah or docker",
+    "render": "render deploy manifests (Kubernetes) from a run spec",
 }
 """Subcommand name → summary; each lives in `wrapper.cli.<name>` with OPTIONS and run()."""
 

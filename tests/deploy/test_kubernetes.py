@@ -1,0 +1,168 @@
+"""Kubernetes manifests rendered from validated run specs, each validated offline against the
+Kubernetes API schemas (kubernetes-validate, strict)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from wrapper.deploy.kubernetes import manifests
+from wrapper.errors import SpecError
+from wrapper.spec.document import validate_document
+
+KUBERNETES = "1.30"
+IMAGE = "registry.local/fn-wrapper-base:0.1.0-python3.11"
+
+TASK_FIELDS: dict[str, dict[str, Any]] = {
+    "nothing": {},
+    "resources": {
+        "resources": {
+            "cpu": {"requests": "250m", "limits": "1"},
+            "mem": {"requests": "256Mi", "limits": "1Gi"},
+            "gpu": {"limits": "1"},
+        }
+    },
+    "envs": {"envs": [{"name": "MODE", "value": "fast"}]},
+    "secrets": {"secrets": ["db-credentials", "s3-keys"]},
+    "volumes": {
+        "volumes": [
+            {
+                "volume_type": "persistent_volume_claim",
+                "name": "data",
+                "mount_path": "/data",
+                "spec": {"claim_name": "data-pvc"},
+            },
+            {
+                "volume_type": "empty_dir",
+                "name": "work",
+                "mount_path": "/work",
+                "spec": {"sizeLimit": "1Gi"},
+            },
+            {"volume_type": "config_map", "name": "settings", "mount_path": "/settings"},
+            {
+                "volume_type": "secret",
+                "name": "certs",
+                "mount_path": "/certs",
+                "spec": {"secret_name": "tls-certs"},
+            },
+        ]
+    },
+    "node_selector": {"node_selector": [{"key": "pool", "value": "gpu"}]},
+    "affinity": {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                    ]
+                }
+            }
+        }
+    },
+    "tolerations": {"tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+    "service": {"replicas": 3, "service_type": "NodePort", "service_name": "hello-web"},
+}
+
+
+def document(action: str, code_src: str = "https://code.local/main.py", **task: Any) -> dict:
+    data = {
+        "function": {"name": "Hello", "python_version": "PYTHON3_11", "code_src": code_src},
+        "task": {"action": action, **task},
+        "run": {"parameters": {"n": 1}},
+    }
+    return validate_document(data).model_dump(mode="json")  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("action", ["serve", "job"])
+@pytest.mark.parametrize("field", sorted(TASK_FIELDS))
+def test_every_manifest_validates_for_each_task_field(action: str, field: str) -> None:
+    rendered = manifests(document(action, **TASK_FIELDS[field]), IMAGE)
+    for manifest in rendered:
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+    kinds = [m["kind"] for m in rendered]
+    assert kinds == (
+        ["ConfigMap", "Deployment", "Service"] if action == "serve" else ["ConfigMap", "Job"]
+    )
+    pod = rendered[1]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "scratch", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_serve_probes_scraping_and_grace() -> None:
+    config, deployment, service = manifests(document("serve", **TASK_FIELDS["service"]), IMAGE)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/live", "port": "admin"}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "8082"
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    assert deployment["spec"]["replicas"] == 3
+    assert (service["metadata"]["name"], service["spec"]["type"]) == ("hello-web", "NodePort")
+    assert json.loads(config["data"]["run.json"])["run"]["parameters"] == {"n": 1}
+
+
+def test_the_job_fails_with_its_run() -> None:
+    _, job = manifests(document("job"), IMAGE)
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["fn-wrapper", "job"]
+
+
+def test_task_fields_are_mapped_faithfully() -> None:
+    task = {**TASK_FIELDS["resources"], **TASK_FIELDS["secrets"], **TASK_FIELDS["node_selector"]}
+    pod = manifests(document("job", **task), IMAGE)[1]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
+    }
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "db-credentials"}}, {"secretRef": {"name": "s3-keys"}},
+    ]  # fmt: skip
+    assert pod["nodeSelector"] == {"pool": "gpu"}
+
+
+def test_code_in_the_image_needs_no_config_map() -> None:
+    rendered = manifests(document("serve", code_src="main.py"), IMAGE)
+    assert [m["kind"] for m in rendered] == ["Deployment", "Service"]
+    container = rendered[0]["spec"]["template"]["spec"]["containers"][0]
+    assert all(e["name"] != "FN_WRAPPER_SPEC" for e in container["env"])
+
+
+def test_credentials_in_a_code_url_are_refused() -> None:
+    with pytest.raises(SpecError, match="code_src: credentials in the URL"):
+        manifests(document("serve", code_src="https://user:s3cr3t@git.local/x.py"), IMAGE)
+
+
+def test_render_command_and_a_malformed_task_field(tmp_path: Path) -> None:
+    spec = tmp_path / "run.yaml"
+    spec.write_text(yaml.safe_dump({
+        "function": {"name": "hello", "python_version": "PYTHON3_11",
+                     "code_src": "https://code.local/main.py"},
+        "task": {"action": "serve", "secrets": ["api-token"],
+                 "envs": [{"name": "A", "value": "b"}]},
+    }))  # fmt: skip
+    command = [sys.executable, "-m", "wrapper", "render", "--spec", str(spec)]
+    result = subprocess.run(command, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    rendered = list(yaml.safe_load_all(result.stdout))
+    assert [m["kind"] for m in rendered] == ["ConfigMap", "Deployment", "Service"]
+    for manifest in rendered:
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+    spec.write_text(yaml.safe_dump({
+        "function": {"name": "hello", "python_version": "PYTHON3_11", "code_src": "x.py"},
+        "task": {"action": "job", "resources": {"cpu": {"limits": "lots"}}},
+    }))  # fmt: skip
+    bad = subprocess.run(command, capture_output=True, timeout=60)
+    assert bad.returncode == 2
+    assert b"task.resources.cpu.limits" in bad.stderr and b"lots" in bad.stderr

@@ -1,0 +1,67 @@
+"""`fn-wrapper render`: deploy manifests from a run spec (DESIGN §9, §10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, json_object
+
+OPTIONS = (
+    *SOURCE_OPTIONS,
+    Option("--target", "what to render for", choices=("kubernetes",), default="kubernetes"),
+    Option(
+        "--image",
+        "the image the manifests run (default: the spec's function.image, else the runtime's"
+        " fn-wrapper base image)",
+    ),
+    Option("--action", "serve or job (default: the spec's task.action)", choices=("serve", "job")),
+    Option(
+        "--inputs", "the run's inputs, merged over the spec's", parse=json_object, metavar="JSON"
+    ),
+    Option("--output", "write one file per manifest into this folder (default: stdout)"),
+)
+
+
+def run(settings: Settings) -> int:
+    """Validate the spec, render, print the manifests as YAML documents (or write files)."""
+    from wrapper.build.runtimes import runtime
+    from wrapper.deploy.kubernetes import manifests
+    from wrapper.spec.background import validate
+
+    pending = validate(settings)
+    try:
+        document = pending.document()
+    finally:
+        pending.close()
+    if settings.action:
+        document["task"]["action"] = settings.action
+    function = document["function"]
+    default = runtime(function["python_version"]).base_image
+    rendered = manifests(document, settings.image or function.get("image") or default)
+    if not settings.output:
+        print(to_yaml(rendered), end="")
+        return 0
+    folder = Path(settings.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    for manifest in rendered:
+        path = folder / f"{manifest['kind'].lower()}.yaml"
+        path.write_text(to_yaml([manifest]))
+        print(path)
+    return 0
+
+
+def to_yaml(documents: list[dict[str, Any]]) -> str:
+    """YAML for people: no anchors, multi-line strings as literal blocks."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return str(yaml.dump_all(documents, Dumper=Dumper, sort_keys=False))

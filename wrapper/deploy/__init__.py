@@ -1,0 +1,1 @@
+"""Deploy manifests rendered from a run spec (DESIGN §9)."""

@@ -1,0 +1,220 @@
+"""Kubernetes manifests of a run (DESIGN §9): serve → a Deployment and a Service, job → a Job.
+
+Code the image cannot fetch (a local code_src) is taken to be in the image with its run spec,
+as `fn-wrapper build` makes them; otherwise a ConfigMap carries the run spec (FN_WRAPPER_SPEC)
+and the container fetches the code when it starts.
+
+The task's fields map onto the pod: resources (gpu as nvidia.com/gpu), envs, secrets (as
+references: `envFrom` of each named secret, never a value), volumes, node selector, affinity,
+tolerations. Pods are restricted by default: non-root, no privilege escalation, every
+capability dropped, a read-only root filesystem with a writable scratch volume at /tmp.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from wrapper.build.kaniko import dns_label
+from wrapper.errors import SpecError
+
+PORT, ADMIN_PORT = 8080, 8082
+SPEC_DIR = "/etc/fn-wrapper"
+SCRATCH = "/tmp"
+GRACE = 30
+"""The serve door's graceful timeout (s); pods get a little more to end."""
+
+Manifest = dict[str, Any]
+
+
+class Workload:
+    """The parts every manifest of one run shares."""
+
+    def __init__(self, document: dict[str, Any], image: str) -> None:
+        function, self.task = document["function"], document["task"]
+        source = function["source"]
+        _no_credentials(source.get("code_src"))
+        self.name = dns_label(function["name"])
+        self.image = image
+        self.spec = None if _in_image(source) else {"function": function, "run": document["run"]}
+
+    def labels(self) -> dict[str, str]:
+        return {"app.kubernetes.io/name": self.name, "app.kubernetes.io/managed-by": "fn-wrapper"}
+
+    def config_map(self) -> list[Manifest]:
+        if self.spec is None:
+            return []
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"{self.name}-spec", "labels": self.labels()},
+                "data": {"run.json": json.dumps(self.spec, indent=2, sort_keys=True)},
+            }
+        ]
+
+    def container(self, args: list[str]) -> dict[str, Any]:
+        task = self.task
+        env = [{"name": "FN_WRAPPER_SPEC", "value": f"{SPEC_DIR}/run.json"}] if self.spec else []
+        env += [
+            {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH}/cache"},
+            {"name": "XDG_DATA_HOME", "value": f"{SCRATCH}/data"},
+            *({"name": e["name"], "value": e["value"]} for e in task.get("envs") or []),
+        ]
+        mounts = [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}] if self.spec else []
+        mounts += [
+            {"name": "scratch", "mountPath": SCRATCH},
+            *({"name": v["name"], "mountPath": v["mount_path"]} for v in task.get("volumes") or []),
+        ]
+        container: dict[str, Any] = {
+            "name": "function",
+            "image": self.image,
+            "args": args,
+            "env": env,
+            "volumeMounts": mounts,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        }
+        resources = _resources(task.get("resources") or {})
+        if resources:
+            container["resources"] = resources
+        if task.get("secrets"):
+            container["envFrom"] = [{"secretRef": {"name": name}} for name in task["secrets"]]
+        return container
+
+    def pod(self, container: dict[str, Any]) -> dict[str, Any]:
+        task = self.task
+        volumes = (
+            [{"name": "spec", "configMap": {"name": f"{self.name}-spec"}}] if self.spec else []
+        )
+        volumes += [{"name": "scratch", "emptyDir": {}}, *map(_volume, task.get("volumes") or [])]
+        pod: dict[str, Any] = {
+            "containers": [container],
+            "volumes": volumes,
+            "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
+        }
+        if task.get("node_selector"):
+            pod["nodeSelector"] = {item["key"]: item["value"] for item in task["node_selector"]}
+        if task.get("affinity"):
+            pod["affinity"] = task["affinity"]
+        if task.get("tolerations"):
+            pod["tolerations"] = task["tolerations"]
+        return pod
+
+
+def manifests(document: dict[str, Any], image: str) -> list[Manifest]:
+    """The manifests of the document's task action (serve or job), in apply order."""
+    workload = Workload(document, image)
+    action = document["task"]["action"]
+    if action == "serve":
+        return [*workload.config_map(), *_serve(workload)]
+    if action == "job":
+        return [*workload.config_map(), _job(workload)]
+    raise SpecError("task.action 'build': render a build with `fn-wrapper build --builder kaniko`")
+
+
+def _serve(workload: Workload) -> list[Manifest]:
+    args = ["fn-wrapper", "serve", "--port", str(PORT), "--admin-port", str(ADMIN_PORT)]
+    container = workload.container(args)
+    container["ports"] = [
+        {"name": "http", "containerPort": PORT},
+        {"name": "admin", "containerPort": ADMIN_PORT},
+    ]
+    container["readinessProbe"] = _probe("/ready", 5)
+    container["livenessProbe"] = _probe("/live", 15)
+    pod = workload.pod(container)
+    pod["terminationGracePeriodSeconds"] = GRACE + 5
+    scrape = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(ADMIN_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    task, name = workload.task, workload.name
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": workload.labels()},
+        "spec": {
+            "replicas": 1 if task.get("replicas") is None else task["replicas"],
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": workload.labels(), "annotations": scrape},
+                "spec": pod,
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": task.get("service_name") or name, "labels": workload.labels()},
+        "spec": {
+            "type": task.get("service_type") or "ClusterIP",
+            "selector": {"app.kubernetes.io/name": name},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+        },
+    }
+    return [deployment, service]
+
+
+def _job(workload: Workload) -> Manifest:
+    pod = workload.pod(workload.container(["fn-wrapper", "job"]))
+    pod["restartPolicy"] = "Never"  # the container's exit code is the run's outcome
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"generateName": f"{workload.name}-", "labels": workload.labels()},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 86400,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {"metadata": {"labels": workload.labels()}, "spec": pod},
+        },
+    }
+
+
+def _resources(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for field, key in (("cpu", "cpu"), ("mem", "memory"), ("gpu", "nvidia.com/gpu")):
+        for side in ("requests", "limits"):
+            value = (resources.get(field) or {}).get(side)
+            if value is not None:
+                found.setdefault(side, {})[key] = str(value)
+    return found
+
+
+def _volume(volume: dict[str, Any]) -> dict[str, Any]:
+    spec, name, kind = volume.get("spec") or {}, volume["name"], volume["volume_type"]
+    if kind == "persistent_volume_claim":
+        return {"name": name, "persistentVolumeClaim": {"claimName": spec.get("claim_name", name)}}
+    if kind == "empty_dir":
+        options = {k: spec[k] for k in ("medium", "sizeLimit") if k in spec}
+        return {"name": name, "emptyDir": options}
+    if kind == "config_map":
+        return {"name": name, "configMap": {"name": spec.get("name", name)}}
+    return {"name": name, "secret": {"secretName": spec.get("secret_name", name)}}
+
+
+def _probe(path: str, period: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "admin"}, "periodSeconds": period}
+
+
+def _in_image(source: dict[str, Any]) -> bool:
+    """A local code_src: the code (and its run spec) are in the image."""
+    code_src = source.get("code_src")
+    return isinstance(code_src, str) and bool(code_src) and "://" not in code_src
+
+
+def _no_credentials(code_src: Any) -> None:
+    parts = urlsplit(code_src) if isinstance(code_src, str) and "://" in code_src else None
+    if parts is not None and (parts.username or parts.password):
+        raise SpecError(
+            "function.source.code_src: credentials in the URL would be written into the"
+            " manifests: give them through a secret (task.secrets)"
+        )
