@@ -1,15 +1,22 @@
-"""`fn-wrapper render`: deploy manifests from a run spec (DESIGN §9, §10)."""
+"""`fn-wrapper render`: deploy manifests from a run spec (DESIGN §9, §10): Kubernetes
+manifests, or a Nuclio function configuration."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, json_object
+from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, count, json_object
 
 OPTIONS = (
     *SOURCE_OPTIONS,
-    Option("--target", "what to render for", choices=("kubernetes",), default="kubernetes"),
+    Option(
+        "--target",
+        "kubernetes (Deployment + Service, or a Job) or nuclio (a function.yaml, serve only)",
+        choices=("kubernetes", "nuclio"),
+        default="kubernetes",
+    ),
+    Option("--workers", "nuclio: the HTTP trigger's workers (maxWorkers)", count, default=1),
     Option(
         "--image",
         "the image the manifests run (default: the spec's function.image, else the runtime's"
@@ -38,14 +45,21 @@ def run(settings: Settings) -> int:
         document["task"]["action"] = settings.action
     function = document["function"]
     default = runtime(function["python_version"]).base_image
-    rendered = manifests(document, settings.image or function.get("image") or default)
+    image = settings.image or function.get("image") or default
+    if settings.target == "nuclio":
+        from wrapper.deploy.nuclio import function_config
+
+        rendered = [function_config(document, image, settings.workers)]
+    else:
+        rendered = manifests(document, image)
     if not settings.output:
         print(to_yaml(rendered), end="")
         return 0
     folder = Path(settings.output)
     folder.mkdir(parents=True, exist_ok=True)
     for manifest in rendered:
-        path = folder / f"{manifest['kind'].lower()}.yaml"
+        kind = "function" if manifest["kind"] == "NuclioFunction" else manifest["kind"].lower()
+        path = folder / f"{kind}.yaml"
         path.write_text(to_yaml([manifest]))
         print(path)
     return 0

@@ -82,7 +82,7 @@ class Workload:
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
         }
-        resources = _resources(task.get("resources") or {})
+        resources = container_resources(task.get("resources") or {})
         if resources:
             container["resources"] = resources
         if task.get("secrets"):
@@ -94,19 +94,16 @@ class Workload:
         volumes = (
             [{"name": "spec", "configMap": {"name": f"{self.name}-spec"}}] if self.spec else []
         )
-        volumes += [{"name": "scratch", "emptyDir": {}}, *map(_volume, task.get("volumes") or [])]
-        pod: dict[str, Any] = {
+        volumes += [
+            {"name": "scratch", "emptyDir": {}},
+            *map(pod_volume, task.get("volumes") or []),
+        ]
+        return {
             "containers": [container],
             "volumes": volumes,
             "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
+            **placement(task),
         }
-        if task.get("node_selector"):
-            pod["nodeSelector"] = {item["key"]: item["value"] for item in task["node_selector"]}
-        if task.get("affinity"):
-            pod["affinity"] = task["affinity"]
-        if task.get("tolerations"):
-            pod["tolerations"] = task["tolerations"]
-        return pod
 
 
 def manifests(document: dict[str, Any], image: str) -> list[Manifest]:
@@ -179,7 +176,19 @@ def _job(workload: Workload) -> Manifest:
     }
 
 
-def _resources(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
+def placement(task: dict[str, Any]) -> dict[str, Any]:
+    """Where pods may run: node selector (from `{key, value}` items), affinity, tolerations."""
+    found: dict[str, Any] = {}
+    if task.get("node_selector"):
+        found["nodeSelector"] = {item["key"]: item["value"] for item in task["node_selector"]}
+    if task.get("affinity"):
+        found["affinity"] = task["affinity"]
+    if task.get("tolerations"):
+        found["tolerations"] = task["tolerations"]
+    return found
+
+
+def container_resources(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for field, key in (("cpu", "cpu"), ("mem", "memory"), ("gpu", "nvidia.com/gpu")):
         for side in ("requests", "limits"):
@@ -189,7 +198,7 @@ def _resources(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
     return found
 
 
-def _volume(volume: dict[str, Any]) -> dict[str, Any]:
+def pod_volume(volume: dict[str, Any]) -> dict[str, Any]:
     spec, name, kind = volume.get("spec") or {}, volume["name"], volume["volume_type"]
     if kind == "persistent_volume_claim":
         return {"name": name, "persistentVolumeClaim": {"claimName": spec.get("claim_name", name)}}

@@ -1,0 +1,82 @@
+"""A Nuclio function configuration (function.yaml) for the serve action (DESIGN §9): Nuclio's
+processor runs fn-wrapper in place of its Python wrapper (NUCLIO_PYTHON_WRAPPER_PATH), on the
+fn-wrapper image, with the run spec inline (FN_WRAPPER_SPEC) unless the code is in the image.
+
+Task fields map as for Kubernetes (wrapper/deploy/kubernetes.py), in Nuclio's shapes: env
+items, secrets mounted as volumes (Nuclio has no envFrom), `{volume, volumeMount}` pairs,
+replicas as min/max replicas, workers as the HTTP trigger's maxWorkers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wrapper.deploy.kubernetes import Workload, container_resources, placement, pod_volume
+from wrapper.errors import SpecError
+
+SECRETS_DIR = "/var/run/secrets/fn-wrapper"
+
+
+def entry_path(python_version: str) -> str:
+    """Where the base image has the entry file Nuclio's processor runs."""
+    dotted = python_version.removeprefix("PYTHON").replace("_", ".")
+    return f"/opt/fn-wrapper/lib/python{dotted}/site-packages/wrapper/nuclio/entry.py"
+
+
+def function_config(document: dict[str, Any], image: str, workers: int = 1) -> dict[str, Any]:
+    """The NuclioFunction document of a serve run."""
+    function, task = document["function"], document["task"]
+    if task["action"] != "serve":
+        raise SpecError(f"--target nuclio: task.action {task['action']!r}: Nuclio serves (serve)")
+    workload = Workload(document, image)
+    env = [{"name": "NUCLIO_PYTHON_WRAPPER_PATH", "value": entry_path(function["python_version"])}]
+    if workload.spec is not None:
+        env.append({"name": "FN_WRAPPER_SPEC", "value": json.dumps(workload.spec, sort_keys=True)})
+    env += [{"name": e["name"], "value": e["value"]} for e in task.get("envs") or []]
+    volumes = [
+        {"volume": pod_volume(v), "volumeMount": {"name": v["name"], "mountPath": v["mount_path"]}}
+        for v in task.get("volumes") or []
+    ]
+    volumes += [
+        {
+            "volume": {"name": f"secret-{secret}", "secret": {"secretName": secret}},
+            "volumeMount": {"name": f"secret-{secret}", "mountPath": f"{SECRETS_DIR}/{secret}"},
+        }
+        for secret in task.get("secrets") or []
+    ]
+    replicas = task.get("replicas")
+    spec: dict[str, Any] = {
+        "description": function.get("description") or f"{function['name']} (fn-wrapper)",
+        "runtime": f"python:{function['python_version'].removeprefix('PYTHON').replace('_', '.')}",
+        "handler": _nuclio_handler(function["source"]),
+        "image": image,
+        "env": env,
+        "minReplicas": 1 if replicas is None else replicas,
+        "maxReplicas": 1 if replicas is None else max(replicas, 1),
+        "triggers": {"http": {"kind": "http", "maxWorkers": workers}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+    }
+    resources = container_resources(task.get("resources") or {})
+    if resources:
+        spec["resources"] = resources
+    if volumes:
+        spec["volumes"] = volumes
+    spec.update(placement(task))
+    return {
+        "apiVersion": "nuclio.io/v1",
+        "kind": "NuclioFunction",
+        "metadata": {"name": workload.name, "labels": workload.labels()},
+        "spec": spec,
+    }
+
+
+def _nuclio_handler(source: dict[str, Any]) -> str:
+    """Nuclio's module:function form of the handler (it passes it to the wrapper)."""
+    handler = str(source.get("handler") or "handler")
+    if ":" in handler:
+        return handler
+    code_src = str(source.get("code_src") or "")
+    name = code_src.rsplit("/", 1)[-1]
+    module = name[:-3] if name.endswith(".py") else "main"
+    return f"{module}:{handler}"
