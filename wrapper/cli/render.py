@@ -18,6 +18,17 @@ OPTIONS = (
     ),
     Option("--workers", "nuclio: the HTTP trigger's workers (maxWorkers)", count, default=1),
     Option(
+        "--max-replicas",
+        "kubernetes serve: add a HorizontalPodAutoscaler up to this many replicas",
+        count,
+    ),
+    Option("--target-cpu", "with --max-replicas: the CPU use to keep (%)", count, default=75),
+    Option(
+        "--profiles",
+        "the operator's folder of task profiles (task.profile names one)",
+        metavar="DIR",
+    ),
+    Option(
         "--image",
         "the image the manifests run (default: the spec's function.image, else the runtime's"
         " fn-wrapper base image)",
@@ -34,6 +45,7 @@ def run(settings: Settings) -> int:
     """Validate the spec, render, print the manifests as YAML documents (or write files)."""
     from wrapper.build.runtimes import runtime
     from wrapper.deploy.kubernetes import manifests
+    from wrapper.deploy.profiles import apply_profile
     from wrapper.spec.background import validate
 
     pending = validate(settings)
@@ -43,6 +55,8 @@ def run(settings: Settings) -> int:
         pending.close()
     if settings.action:
         document["task"]["action"] = settings.action
+    profiles = Path(settings.profiles) if settings.profiles else None
+    document["task"] = apply_profile(document["task"], profiles)
     function = document["function"]
     default = runtime(function["python_version"]).base_image
     image = settings.image or function.get("image") or default
@@ -51,7 +65,8 @@ def run(settings: Settings) -> int:
 
         rendered = [function_config(document, image, settings.workers)]
     else:
-        rendered = manifests(document, image)
+        scale = settings.max_replicas
+        rendered = manifests(document, image, (scale, settings.target_cpu) if scale else None)
     if not settings.output:
         print(to_yaml(rendered), end="")
         return 0

@@ -13,7 +13,7 @@ capability dropped, a read-only root filesystem with a writable scratch volume a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from wrapper.build.kaniko import dns_label
@@ -106,12 +106,16 @@ class Workload:
         }
 
 
-def manifests(document: dict[str, Any], image: str) -> list[Manifest]:
-    """The manifests of the document's task action (serve or job), in apply order."""
+def manifests(
+    document: dict[str, Any], image: str, autoscale: Optional[tuple[int, int]] = None
+) -> list[Manifest]:
+    """The manifests of the document's task action (serve or job), in apply order; for serve,
+    with `autoscale` (maximum replicas, target CPU %), a HorizontalPodAutoscaler too."""
     workload = Workload(document, image)
     action = document["task"]["action"]
     if action == "serve":
-        return [*workload.config_map(), *_serve(workload)]
+        scaler = [] if autoscale is None else [_autoscaler(workload, *autoscale)]
+        return [*workload.config_map(), *_serve(workload), *scaler]
     if action == "job":
         return [*workload.config_map(), _job(workload)]
     raise SpecError("task.action 'build': render a build with `fn-wrapper build --builder kaniko`")
@@ -158,6 +162,35 @@ def _serve(workload: Workload) -> list[Manifest]:
         },
     }
     return [deployment, service]
+
+
+def _autoscaler(workload: Workload, maximum: int, cpu: int) -> Manifest:
+    minimum = workload.task.get("replicas") or 1
+    if maximum < minimum:
+        raise SpecError(f"--max-replicas {maximum}: below task.replicas ({minimum})")
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": workload.name, "labels": workload.labels()},
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": workload.name,
+            },
+            "minReplicas": minimum,
+            "maxReplicas": maximum,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": cpu},
+                    },
+                }
+            ],
+        },
+    }
 
 
 def _job(workload: Workload) -> Manifest:

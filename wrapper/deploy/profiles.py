@@ -1,0 +1,61 @@
+"""Task profiles: named overlays of task fields an operator keeps in a folder (`<name>.yaml` or
+`<name>.json`), merged under the task's own fields (DESIGN §2: `task.profile`).
+
+A field the task sets wins; a field it leaves empty takes the profile's (resources per resource,
+cpu, mem, gpu); the result is validated again, so a bad profile is named like a bad task.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from wrapper.entities.keys import is_name
+from wrapper.errors import SpecError
+
+
+def apply_profile(task: dict[str, Any], folder: Optional[Path]) -> dict[str, Any]:
+    """The task with its profile merged under it (the task as it is without a profile)."""
+    name = task.get("profile")
+    if not name:
+        return task
+    if folder is None:
+        raise SpecError(f"task.profile {name!r}: no profiles folder (--profiles DIR)")
+    if not is_name(name):
+        raise SpecError(f"task.profile {name!r} is not a profile name")
+    profile = _read(folder, name)
+    merged = dict(task)
+    for field, value in profile.items():
+        if field == "resources":
+            own = dict(task.get("resources") or {})
+            merged["resources"] = {**value, **{k: v for k, v in own.items() if v is not None}}
+        elif field != "profile" and not task.get(field):
+            merged[field] = value
+    from pydantic import ValidationError
+
+    from wrapper.spec.models import TaskSpec
+
+    try:
+        return TaskSpec.model_validate(merged).model_dump(mode="json")
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SpecError(f"task.profile {name!r}: {where}: {first['msg']}") from None
+
+
+def _read(folder: Path, name: str) -> dict[str, Any]:
+    for suffix in (".yaml", ".yml", ".json"):
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            text = path.read_text()
+            if suffix == ".json":
+                data = json.loads(text)
+            else:
+                import yaml
+
+                data = yaml.safe_load(text)
+            if not isinstance(data, dict):
+                raise SpecError(f"task.profile {name!r}: {path} is not a mapping of task fields")
+            return data
+    raise SpecError(f"task.profile {name!r}: no {name}.yaml or {name}.json in {folder}")
