@@ -151,7 +151,6 @@ def test_threads_share_one_store_object(store: LocalStore) -> None:
     assert len(store.versions()) == 40
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 def test_a_forked_child_opens_its_own_connection(store: LocalStore) -> None:
     store.put(dataitem("parent"), None, "")
     child = os.fork()

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas
 import pytest
 
 from wrapper.entities import transfer
@@ -34,7 +35,7 @@ def server(tmp_path: Path) -> Iterator[str]:
             super().__init__(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
 
         def log_message(self, *args: object) -> None:
-            pass
+            """No request lines on the test's stderr."""
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -44,7 +45,6 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 def test_csv_tsv_and_parquet_dataitems_read_as_dataframes(project: Project, tmp_path: Path) -> None:
-    pandas = pytest.importorskip("pandas")
     (tmp_path / "a.csv").write_text("x;y\n1;2\n")
     (tmp_path / "b.tsv").write_text("x\ty\n3\t4\n")
     frame = pandas.DataFrame({"x": [5], "y": [6]})
@@ -59,7 +59,6 @@ def test_csv_tsv_and_parquet_dataitems_read_as_dataframes(project: Project, tmp_
 
 
 def test_an_unknown_format_names_the_dataitem(project: Project, tmp_path: Path) -> None:
-    pytest.importorskip("pandas")
     (tmp_path / "notes.txt").write_text("hello")
     item = project.log_dataitem("notes", source=tmp_path / "notes.txt")
     with pytest.raises(SpecError, match=r"notes:.*cannot tell the format of 'notes.txt'"):

@@ -97,7 +97,6 @@ def store_uri(
 @pytest.fixture
 def inputs(tmp_path: Path, store_uri: str) -> dict[str, str]:
     """A CSV dataitem, a text artifact and a model, registered in the store."""
-    pytest.importorskip("pandas")
     (tmp_path / "table.csv").write_text("a,b\n1,10\n2,20\n3,30\n")
     (tmp_path / "notes.txt").write_text("notes ")
     (tmp_path / "weights.bin").write_bytes(b"\x00\x01weights")
@@ -145,7 +144,6 @@ def test_a_job_reads_its_inputs_and_keeps_its_outputs_with_lineage(
 def test_a_digitalhub_function_runs_with_only_its_import_changed(
     tmp_path: Path, store_root: Path
 ) -> None:
-    pytest.importorskip("pandas")
     (tmp_path / "x.csv").write_text("x;y\n1;a\n2;b\n")
     Project("default", open_store(str(store_root))).log_dataitem("xs", source=tmp_path / "x.csv")
     (tmp_path / "dh.py").write_text(DIGITALHUB)
