@@ -14,7 +14,7 @@ from typing import Optional
 from wrapper.errors import ExitCode, SpecError, WrapperError
 
 BUILDERS = ("buildah", "docker", "kaniko", "none")
-"""kaniko: a Kubernetes Job is rendered (wrapper/build/kaniko.py), nothing runs here."""
+"""kaniko: a Kubernetes Job is rendered (wrapper/deploy/kaniko.py), nothing runs here."""
 
 
 class BuildError(WrapperError):

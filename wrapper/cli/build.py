@@ -120,7 +120,7 @@ def render_kaniko(settings: Settings, name: str, context: Path) -> None:
     """context.tar.gz and kaniko-job.yaml in the context folder, to upload and apply."""
     import yaml
 
-    from wrapper.build.kaniko import job, pack
+    from wrapper.deploy.kaniko import job, pack
 
     manifest = job(
         name,

@@ -13,10 +13,10 @@ capability dropped, a read-only root filesystem with a writable scratch volume a
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from wrapper.build.kaniko import dns_label
 from wrapper.errors import SpecError
 
 PORT, ADMIN_PORT = 8080, 8082
@@ -260,3 +260,10 @@ def _no_credentials(code_src: Any) -> None:
             "function.source.code_src: credentials in the URL would be written into the"
             " manifests: give them through a secret (task.secrets)"
         )
+
+
+def dns_label(name: str) -> str:
+    """`name` as a Kubernetes label value and name part: lower case, letters, digits and
+    dashes, at most 40 characters."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:40].strip("-")
+    return label or "function"

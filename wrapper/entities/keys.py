@@ -77,8 +77,16 @@ def is_name(text: object) -> bool:
     return isinstance(text, str) and _NAME.fullmatch(text) is not None
 
 
-def check_names(field: str, **parts: str) -> None:
-    """A SpecError naming `field` and the first part that is not a name."""
+def name_fault(**parts: object) -> Optional[str]:
+    """What is wrong with the first part that is not a name, if any."""
     for part, value in parts.items():
         if not is_name(value):
-            raise SpecError(f"{field}: {part} {value!r} is not a name ({NAME_RULE})")
+            return f"{part} {value!r} is not a name ({NAME_RULE})"
+    return None
+
+
+def check_names(field: str, **parts: str) -> None:
+    """A SpecError naming `field` and the first part that is not a name."""
+    fault = name_fault(**parts)
+    if fault:
+        raise SpecError(f"{field}: {fault}")

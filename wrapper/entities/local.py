@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
 
-from wrapper.entities.keys import ENTITY_TYPES, NAME_RULE, is_name
+from wrapper.entities.keys import ENTITY_TYPES, name_fault
 from wrapper.entities.record import EntityRecord
 from wrapper.entities.store import CHUNK, EntityNotFound, Store, StoreError, content_filename
 from wrapper.entities.transfer import Progress
@@ -126,7 +126,7 @@ class LocalStore(Store):
 
     def put_run(self, document: dict[str, Any]) -> None:
         project, run_id = document.get("project"), document.get("id")
-        fault = _fault(("project", project), ("id", run_id))
+        fault = name_fault(project=project, id=run_id)
         if fault:
             raise StoreError(f"store {self.uri}: a run document's {fault}")
         path = self._confined("runs", str(project), f"{run_id}.json")
@@ -135,7 +135,7 @@ class LocalStore(Store):
 
     def get_run(self, project: str, run_id: str) -> dict[str, Any]:
         missing = EntityNotFound(f"no run {run_id!r} in project {project!r} (store {self.uri})")
-        if _fault(("project", project), ("id", run_id)):
+        if name_fault(project=project, id=run_id):
             raise missing  # no run has such a name
         path = self._confined("runs", project, f"{run_id}.json")
         try:
@@ -259,15 +259,6 @@ def _check_record(record: EntityRecord) -> None:
     if record.entity_type not in ENTITY_TYPES:
         types = ", ".join(ENTITY_TYPES)
         raise SpecError(f"entity type {record.entity_type!r} is not one of {types}")
-    parts = ("project", "kind", "name", "id")
-    fault = _fault(*((part, getattr(record, part)) for part in parts))
+    fault = name_fault(project=record.project, kind=record.kind, name=record.name, id=record.id)
     if fault:
         raise SpecError(fault)
-
-
-def _fault(*names: tuple[str, Any]) -> Optional[str]:
-    """What is wrong with the first value that is not a name of the key grammar, if any."""
-    for part, value in names:
-        if not is_name(value):
-            return f"{part} {value!r} is not a name ({NAME_RULE})"
-    return None

@@ -4,7 +4,7 @@ to the endpoint the AWS configuration names (boto3, imported only for s3://)."""
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 from urllib.parse import urlsplit
 
 from wrapper.entities.store import StoreError
@@ -51,20 +51,15 @@ def _open_s3(url: str) -> BinaryIO:
     bucket, key = parts.netloc, parts.path.lstrip("/")
     if not bucket or not key:
         raise StoreError(f"cannot read {url!r}: expected s3://bucket/key")
-    try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        raise StoreError(
-            f"cannot read {url}: s3:// paths need boto3: pip install 'fn-wrapper[s3]'"
-        ) from None
-    config = Config(connect_timeout=READ_TIMEOUT, read_timeout=READ_TIMEOUT)
-    client: Any = boto3.session.Session().client("s3", config=config)
+    from wrapper.entities.s3store import s3_client
+    from wrapper.sources.s3 import s3_error_code
+
+    client = s3_client("a dataitem at an s3:// path")  # boto3 is there from here on
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return cast(BinaryIO, client.get_object(Bucket=bucket, Key=key)["Body"])
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        raise StoreError(f"cannot read {url}: {code}") from None
+        raise StoreError(f"cannot read {url}: {s3_error_code(exc) or 'error'}") from None
     except BotoCoreError as exc:
         raise StoreError(f"cannot read {url}: {exc}") from None

@@ -46,7 +46,7 @@ class S3Store(Store):
         self.bucket = parts.netloc
         self.uri = "/".join([f"s3://{self.bucket}", *segments])
         self._root = "".join(f"{segment}/" for segment in segments)
-        self._client = _client()
+        self._client = s3_client()
 
     def put(self, record: EntityRecord, content: Optional[BinaryIO], filename: str) -> EntityRecord:
         EntityKey.parse(str(record.key), "record")  # every part is one safe key segment
@@ -194,14 +194,15 @@ def _is_version(parts: list[str], wanted: tuple[Optional[str], ...]) -> bool:
     )
 
 
-def _client() -> Any:
-    """An S3 client with bounded timeouts and retries (boto3 finds endpoint and keys)."""
+def s3_client(user: str = "the S3 store") -> Any:
+    """An S3 client with bounded timeouts and retries (boto3 finds endpoint and keys), for
+    the store and for dataitems at s3:// paths (`user`, in the message when boto3 is missing)."""
     try:
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
     except ImportError:
-        raise StoreError("the S3 store needs boto3: pip install 'fn-wrapper[s3]'") from None
+        raise StoreError(f"{user} needs boto3: pip install 'fn-wrapper[s3]'") from None
     config = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard"})
     try:
         return boto3.session.Session().client("s3", config=config)

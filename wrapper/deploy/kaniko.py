@@ -9,11 +9,11 @@ value.
 
 from __future__ import annotations
 
-import re
 import tarfile
 from pathlib import Path
 from typing import Any, Optional
 
+from wrapper.deploy.kubernetes import dns_label
 from wrapper.errors import SpecError
 
 KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
@@ -82,10 +82,3 @@ def job(
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
-
-
-def dns_label(name: str) -> str:
-    """`name` as a Kubernetes label value and name part: lower case, letters, digits and
-    dashes, at most 40 characters."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:40].strip("-")
-    return label or "function"

@@ -13,7 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from wrapper.build.kaniko import dns_label, job
+from wrapper.deploy.kaniko import job
+from wrapper.deploy.kubernetes import dns_label
 from wrapper.errors import SpecError
 
 KUBERNETES = "1.30"
