@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from wrapper.build.builders import BUILDERS
 from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, json_object
 from wrapper.errors import SpecError
 
@@ -32,7 +33,7 @@ OPTIONS = (
         "--builder",
         "buildah (the default where installed), docker, kaniko (a Kubernetes Job to apply),"
         " or none (the context only)",
-        choices=("buildah", "docker", "kaniko", "none"),
+        choices=BUILDERS,
     ),
     Option(
         "--kaniko-context",

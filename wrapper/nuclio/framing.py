@@ -69,10 +69,7 @@ class FrameReader:
             if not chunk:
                 raise _closed(mid_frame=bool(data))
             data += chunk
-        length = int.from_bytes(data[:4], "big", signed=True)
-        if not 0 < length <= MAX_FRAME:
-            raise ProcessorGone(bad_length(length))
-        end = length + 4
+        end = frame_length(data[:4]) + 4
         if len(data) >= end:
             self._pending = data[end:]
             return data[4:end]
@@ -103,12 +100,8 @@ def frame_length(head: bytes) -> int:
     """The length a frame's 4-byte head announces; ProcessorGone when it cannot be one."""
     length = int.from_bytes(head, "big", signed=True)
     if not 0 < length <= MAX_FRAME:
-        raise ProcessorGone(bad_length(length))
+        raise ProcessorGone(f"a frame announced {length} bytes (expected 1 to {MAX_FRAME})")
     return length
-
-
-def bad_length(length: int) -> str:
-    return f"a frame announced {length} bytes (expected 1 to {MAX_FRAME})"
 
 
 class LineWriter:
