@@ -227,9 +227,7 @@ class LocalStore(Store):
                     isolation_level=None,
                     check_same_thread=False,
                 )
-                connection.execute("PRAGMA journal_mode=WAL")
-                for statement in _SCHEMA:
-                    connection.execute(statement)
+                _retry_while_locked(lambda: _prepare(connection), time.monotonic() + BUSY_TIMEOUT)
             except sqlite3.Error as exc:
                 raise StoreError(f"store {self.uri}: cannot open {self._index}: {exc}") from None
             self._connection, self._pid = connection, os.getpid()
@@ -242,6 +240,44 @@ class LocalStore(Store):
             with contextlib.suppress(OSError):  # another store may remove it first
                 if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                     os.unlink(entry.path)
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
+    """Switch the index to write-ahead logging (once per file) and make its schema.
+
+    The schema is made in an immediate transaction: a deferred one that read the schema could
+    not upgrade to writing once another process had changed it, and would fail at once.
+    """
+    if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA:
+            connection.execute(statement)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _retry_while_locked(step: Callable[[], None], deadline: float) -> None:
+    """Run `step` until it does not meet a lock, or until `deadline` (monotonic seconds).
+
+    SQLite answers "database is locked" at once, without waiting out its busy timeout, when
+    several processes open a new index together (the switch to write-ahead logging and its
+    recovery take locks its busy handler does not wait for).
+    """
+    pause = 0.001
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            contended = "locked" in str(exc) or "busy" in str(exc)
+            if not contended or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _sync_folder(folder: Path) -> None:
