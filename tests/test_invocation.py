@@ -7,6 +7,7 @@ import functools
 import logging
 from typing import Any, Callable, Optional
 
+import nuclio_sdk
 import pytest
 
 from wrapper.context import make_context
@@ -342,6 +343,53 @@ def test_init_failure_is_an_init_error_with_the_traceback() -> None:
     assert caught.value.message == "init function raised ConnectionError: database down"
     assert caught.value.exit_code == 4
     assert "database down" in (caught.value.details or "")
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_sys_exit_in_init_is_an_init_error(code: int) -> None:
+    def init(context):
+        raise SystemExit(code)
+
+    for start in (prepared(lambda: None, init).start, lambda: asyncio.run(_astart(init))):
+        with pytest.raises(InitError, match=f"^init function raised SystemExit: {code}$"):
+            start()
+
+
+async def _astart(init: Callable[..., Any]) -> None:
+    await prepared(lambda: None, init).astart()
+
+
+@pytest.mark.parametrize(
+    ("exc", "field"),
+    [
+        (nuclio_sdk.ExceptionWithResponse("418x", "x"), "ExceptionWithResponse.status_code"),
+        (nuclio_sdk.ExceptionWithResponse(418, "x", 5), "ExceptionWithResponse.content_type"),
+        (HTTPError(99, "x"), "HTTPError.status"),
+    ],
+)
+def test_a_deliberate_error_that_cannot_be_sent_is_a_500_naming_the_field(
+    caplog: pytest.LogCaptureFixture, exc: BaseException, field: str
+) -> None:
+    def handler(context, event):
+        raise exc
+
+    caplog.set_level(logging.ERROR, logger="wrapper.invocation")
+    reply = prepared(handler).respond(event())
+    assert (reply.status, reply.failed) == (500, True)
+    (record,) = caplog.records
+    assert f"BadResponse: {field}: " in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[1].__cause__ is exc
+
+
+def test_replies_to_raised_calls_are_marked_failed() -> None:
+    def handler(context, event):
+        if event.body == b"teapot":
+            raise HTTPError(418, "teapot")
+        return "fine"
+
+    function = prepared(handler)
+    assert function.respond(event(b"teapot")).failed
+    assert not function.respond(event(b"other")).failed
 
 
 def test_context_logger_speaks_nuclio_and_stdlib(caplog: pytest.LogCaptureFixture) -> None:

@@ -42,6 +42,8 @@ GREET = "def handler(context, event):\n    return 'hi from ' + __name__\n"
         ("handler", HandlerRef("handler", attr="handler")),
         ("main:handler", HandlerRef("main:handler", attr="handler", module="main")),
         ("pkg.mod:run", HandlerRef("pkg.mod:run", attr="run", module="pkg.mod")),
+        ("my-func:handler", HandlerRef("my-func:handler", attr="handler", module="my-func")),
+        ("pkg.my-mod:run", HandlerRef("pkg.my-mod:run", attr="run", module="pkg.my-mod")),
         ("src/func.py:run", HandlerRef("src/func.py:run", attr="run", file="src/func.py")),
         (
             "model:Model.predict",
@@ -60,7 +62,10 @@ def test_handler_grammar(text: str, expected: HandlerRef) -> None:
         ("/abs/x.py:f", "must be a relative path to a .py file"),
         ("../up.py:f", "must be a relative path to a .py file"),
         ("main:1bad", "'1bad' in 'main:1bad' is not a name"),
-        ("my-mod:f", "'my-mod' is not a module name"),
+        ("-mod:f", "'-mod' is not a module name"),
+        ("a..b:f", "'a..b' is not a module name"),
+        ("my mod:f", "'my mod' is not a module name"),
+        ("..\\up:f", "is not a module name"),
         ("", "is not a valid reference"),
     ],
 )
@@ -98,6 +103,11 @@ def test_module_and_dotted_module_forms(write_tree) -> None:
     root = write_tree({"app.py": GREET, "pkg/__init__.py": "", "pkg/mod.py": GREET})
     assert load_code(SourceTree(root), "app:handler").handler(None, None) == "hi from app"
     assert load_code(SourceTree(root), "pkg.mod:handler").handler(None, None) == "hi from pkg.mod"
+
+
+def test_a_hyphenated_module_name_is_imported_as_nuclio_does(write_tree) -> None:
+    root = write_tree({"my-func.py": GREET})
+    assert load_code(SourceTree(root), "my-func:handler").handler(None, None) == "hi from my-func"
 
 
 PACKAGE = {

@@ -7,6 +7,7 @@ import datetime
 import decimal
 import json
 import math
+import re
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 import wrapper
 from wrapper.reply import (
+    BadResponse,
     Reply,
     chunk_content_type,
     collect,
@@ -167,7 +169,31 @@ def test_response_with_everything_given() -> None:
     assert reply.content_type == "image/png"
     assert reply.body == b"\x89PNG"
     assert reply.headers == {"X-Count": "5", "X-Flag": "True", "X-Name": "n"}
-    assert all(type(v) is str for v in reply.headers.values())
+    assert all(type(v) is str for v in reply.headers.values())  # as HTTP sends them
+    assert reply.typed_headers == {"X-Count": 5, "X-Flag": True, "X-Name": "n"}  # the nuclio door
+
+
+def test_response_with_text_headers_only_has_no_typed_headers() -> None:
+    reply = to_reply(nuclio_sdk.Response(body="x", headers={"X-A": "1", "X-R": 0.5}))
+    assert reply.headers == {"X-A": "1", "X-R": "0.5"}
+    assert reply.typed_headers is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"status_code": "418x"}, "Response.status_code: '418x' is not an HTTP status"),
+        ({"status_code": 600}, "Response.status_code: 600 is not an HTTP status"),
+        ({"status_code": None}, "Response.status_code: None is not an HTTP status"),
+        ({"content_type": b"text/plain"}, "Response.content_type: expected a str, got bytes"),
+        ({"headers": "X-A: 1"}, "Response.headers: expected a dict of names to values, got str"),
+    ],
+)
+def test_response_fields_that_cannot_be_sent_name_the_field(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(BadResponse, match=f"^{re.escape(message)}"):
+        to_reply(nuclio_sdk.Response(body="x", **fields))
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from wrapper.logs import REQUEST_ID
 from wrapper.reply import (
     OCTETS,
     TEXT,
+    BadResponse,
     Reply,
     collect,
     collect_async,
@@ -78,7 +79,7 @@ class Function:
                 import asyncio  # only for an async init: a sync function never loads asyncio
 
                 asyncio.run(_awaited(result))
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in init is a failed init too
             raise _init_failed(exc) from None
 
     async def astart(self) -> None:
@@ -87,7 +88,7 @@ class Function:
             result = self._init_once()
             if isinstance(result, Awaitable):
                 await result
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in init is a failed init too
             raise _init_failed(exc) from None
 
     def _init_once(self) -> Any:
@@ -156,8 +157,16 @@ class Function:
             return self.fail(exc, event.id)
 
     def fail(self, exc: BaseException, request_id: str) -> Reply:
-        """The reply for a call that raised; an unexpected error is logged and counted."""
-        if not is_deliberate(exc):
+        """The reply for a call that raised, marked failed; an unexpected error (or a
+        deliberate one whose status or content type cannot be sent) is logged and counted."""
+        reply = None
+        if is_deliberate(exc):
+            try:
+                reply = error_reply(exc, request_id, self.debug)
+            except BadResponse as bad:
+                bad.__cause__ = exc
+                exc = bad
+        if reply is None:
             if self.on_failure is not None:
                 self.on_failure()
             log.error(
@@ -167,12 +176,14 @@ class Function:
                 exc,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
-        return error_reply(exc, request_id, self.debug)
+            reply = error_reply(exc, request_id, self.debug)
+        reply.failed = True
+        return reply
 
 
 def _with_body(head: Reply, whole: Reply) -> Reply:
     """The streamed reply `head` (status, headers) with the collected body of `whole`."""
-    whole.status, whole.headers = head.status, head.headers
+    whole.status, whole.headers, whole.typed_headers = head.status, head.headers, head.typed_headers
     whole.content_type = head.content_type or whole.content_type
     return whole
 
@@ -181,7 +192,7 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _init_failed(exc: Exception) -> InitError:
+def _init_failed(exc: BaseException) -> InitError:
     return InitError(
         f"init function raised {type(exc).__name__}: {exc}", details=user_traceback(exc)
     )

@@ -29,7 +29,8 @@ log = logging.getLogger("wrapper.loader")
 RUNTIME_PACKAGE = "wrapper"
 _IDENT = r"[A-Za-z_]\w*"
 _ATTR = re.compile(rf"^{_IDENT}(\.{_IDENT})?$")
-_MODULE = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
+_MODULE = re.compile(r"^\w[\w-]*(\.\w[\w-]*)*$")
+"""A dotted module name; hyphens allowed, as Nuclio's handler pattern has them (`my-func`)."""
 _user_roots: list[Path] = []
 _RUNTIME_DIR = Path(__file__).resolve().parent
 _MISSING = object()

@@ -24,9 +24,15 @@ Stream = Union[Iterator[Any], AsyncIterator[Any]]
 
 
 class Reply:
-    """What a door sends back: status, headers, content type and body (or a stream of chunks)."""
+    """What a door sends back: status, headers, content type and body (or a stream of chunks).
 
-    __slots__ = ("body", "content_type", "headers", "status", "stream")
+    `headers` are text (as HTTP has them); `typed_headers`, when set, are the same with the
+    bool and int values the handler gave kept typed, for the nuclio door, whose headers are
+    JSON values (a stream trigger honours `x-nuclio-stream-no-ack: true`, not "True").
+    `failed` marks the reply to a handler call that raised.
+    """
+
+    __slots__ = ("body", "content_type", "failed", "headers", "status", "stream", "typed_headers")
 
     def __init__(
         self,
@@ -41,6 +47,8 @@ class Reply:
         self.content_type = content_type
         self.headers = headers if headers is not None else {}
         self.stream = stream
+        self.typed_headers: Optional[dict[str, Union[str, int]]] = None
+        self.failed = False
 
     def __repr__(self) -> str:
         kind = "stream" if self.stream is not None else f"{len(self.body)} bytes"
@@ -84,18 +92,46 @@ def _body_reply(body: Any) -> Reply:
     return Reply(200, str(body).encode(), TEXT)
 
 
+class BadResponse(ValueError):
+    """A status, content type or headers given by the handler that no reply can carry."""
+
+
 def _from_nuclio_response(response: Any) -> Reply:
     reply = _body_reply(response.body)
-    given = response.content_type
+    given = _content_type(response.content_type, "Response.content_type")
     if given and not (given == "text/plain" and reply.content_type == JSON):
-        reply.content_type = str(given)  # Response's default text/plain does not relabel JSON
-    reply.status = int(response.status_code)
-    reply.headers = {str(k): str(v) for k, v in (response.headers or {}).items()}
+        reply.content_type = given  # Response's default text/plain does not relabel JSON
+    reply.status = _status(response.status_code, "Response.status_code")
+    headers = response.headers or {}
+    if not isinstance(headers, dict):
+        raise BadResponse(
+            f"Response.headers: expected a dict of names to values, got {type(headers).__name__}"
+        )
+    reply.headers = {str(k): str(v) for k, v in headers.items()}
+    if any(type(v) is bool or type(v) is int for v in headers.values()):
+        reply.typed_headers = {
+            str(k): v if type(v) is bool or type(v) is int else str(v) for k, v in headers.items()
+        }
     return reply
 
 
 def _is_status(value: Any) -> bool:
     return type(value) is int and 100 <= value <= 599
+
+
+def _status(value: Any, field: str) -> int:
+    """An HTTP status given by the handler (an int, or its digits as text)."""
+    status = int(value) if type(value) is str and value.isdigit() else value
+    if not _is_status(status):
+        raise BadResponse(f"{field}: {value!r} is not an HTTP status (an int from 100 to 599)")
+    return int(status)
+
+
+def _content_type(value: Any, field: str) -> Optional[str]:
+    """A content type given by the handler: text, or None for none."""
+    if value is not None and not isinstance(value, str):
+        raise BadResponse(f"{field}: expected a str, got {type(value).__name__}")
+    return value or None
 
 
 def is_deliberate(exc: BaseException) -> bool:
@@ -104,11 +140,22 @@ def is_deliberate(exc: BaseException) -> bool:
 
 
 def error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Reply:
-    """The reply for a handler that raised: its own status for HTTPError-like errors, else 500."""
+    """The reply for a handler that raised: its own status for HTTPError-like errors, else 500.
+
+    BadResponse when an HTTPError-like error's status or content type cannot be sent.
+    """
     if isinstance(exc, HTTPError):
-        return _status_reply(exc.status, exc.body, exc.content_type)
+        return _status_reply(
+            _status(exc.status, "HTTPError.status"),
+            exc.body,
+            _content_type(exc.content_type, "HTTPError.content_type"),
+        )
     if isinstance(exc, nuclio_sdk.ExceptionWithResponse):
-        return _status_reply(exc.status_code, exc.body, exc.content_type)
+        return _status_reply(
+            _status(exc.status_code, "ExceptionWithResponse.status_code"),
+            exc.body,
+            _content_type(exc.content_type, "ExceptionWithResponse.content_type"),
+        )
     body: dict[str, Any] = {"error": "handler failed", "request_id": request_id}
     if debug:
         body["type"] = type(exc).__name__

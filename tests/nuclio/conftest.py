@@ -89,11 +89,12 @@ class FakeProcessor:
         decode: bool = True,
         entry: Optional[list[str]] = None,
         env: Optional[dict[str, str]] = None,
+        module: str = "handler_module",
     ) -> None:
         self.workdir = workdir
         functions = workdir / "functions"
         functions.mkdir()
-        (functions / "handler_module.py").write_text(textwrap.dedent(code).lstrip())
+        (functions / f"{module}.py").write_text(textwrap.dedent(code).lstrip())
         self.event_path = str(workdir / "event.sock")
         self.control_path = str(workdir / "control.sock")
         listeners = []
@@ -109,7 +110,7 @@ class FakeProcessor:
         command = [
             *(entry or [sys.executable, "-u", "-m", "wrapper", "nuclio"]),
             "--handler",
-            "handler_module:handler",
+            f"{module}:handler",
             "--event-socket-path",
             self.event_path,
             "--control-socket-path",

@@ -25,7 +25,7 @@ _callbacks: set[asyncio.Task[None]] = set()
 
 async def serve_async(session: Session, function: Function) -> int:
     """Init (awaited), announce readiness, then answer events one at a time."""
-    from wrapper.nuclio.session import batch_id, log, malformed
+    from wrapper.nuclio.session import HANDLER_ERRORS, log, malformed
 
     loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_unix_connection(sock=session.event_sock)
@@ -68,12 +68,16 @@ async def serve_async(session: Session, function: Function) -> int:
                 results = function.call(events)
                 if function.is_async:
                     results = await results
-            except (Exception, SystemExit) as exc:
-                results = function.fail(exc, batch_id(events))
-            answer = session.answer_batch(events, results)
-            send(codec.reply_lines(answer, perf_counter() - started))
+            except HANDLER_ERRORS as exc:
+                send(session.failed_batch(events, exc))
+            else:
+                answer = session.answer_batch(events, results)
+                send(codec.reply_lines(answer, perf_counter() - started))
         else:
-            reply = await function.arespond_whole(events)
+            try:
+                reply = await function.arespond_whole(events)
+            except KeyboardInterrupt as exc:  # arespond answers the rest of HANDLER_ERRORS
+                reply = function.fail(exc, codec.event_id(events))
             send(codec.event_lines(reply, perf_counter() - started))
         await writer.drain()
 

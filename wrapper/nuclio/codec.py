@@ -1,8 +1,9 @@
 """The processor's messages in and out: msgpack event maps → Events, Replies → `r` lines.
 
 Facts from Nuclio's protocol (NUCLIO_PROTOCOL.md §4-§5); choices of ours (DESIGN §4):
-headers in canonical form, a JSON body decoded only for a JSON content type, an aware UTC
-timestamp, missing keys given defaults rather than refused.
+headers in canonical form, a JSON body decoded only for a JSON content type, missing keys
+given defaults rather than refused, a field of the wrong type refused (MalformedEvent), a
+naive UTC timestamp as Nuclio's.
 """
 
 from __future__ import annotations
@@ -47,6 +48,45 @@ def decode_events(payload: bytes, decode_strings: bool) -> tuple[Events, bool]:
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
         return [kind(item) for item in data], True
     raise MalformedEvent(f"expected an event map or a list of them, got {type(data).__name__}")
+
+
+def _field_types(string: type) -> dict[str, tuple[type, ...]]:
+    """The types each known key of an event map may hold (`string`: str, or bytes in raw
+    mode); nil is always allowed, as an absent value."""
+    text = (string, _NIL)
+    number = (int, _NIL)
+    return {
+        **dict.fromkeys(_STRING_FIELDS, text),
+        **dict.fromkeys(("size", "shard_id", "num_shards", "version", "offset"), number),
+        "body": (bytes, string, dict, _NIL),
+        "id": (string, int, _NIL),
+        "headers": (dict, _NIL),
+        "fields": (dict, _NIL),
+        "trigger": (dict, _NIL),
+        "timestamp": (int, float, _NIL),
+    }
+
+
+_NIL = type(None)
+_STRING_FIELDS = (
+    "content_type",
+    "content-type",
+    "method",
+    "path",
+    "url",
+    "type",
+    "type_version",
+    "topic",
+)
+
+
+def _check(data: dict[str, Any], types: dict[str, tuple[type, ...]]) -> None:
+    """MalformedEvent naming the first field of the map whose value has the wrong type."""
+    for key, value in data.items():
+        allowed = types.get(key)
+        if allowed is not None and type(value) not in allowed:
+            names = " or ".join(t.__name__ for t in allowed if t is not _NIL)
+            raise MalformedEvent(f"field {key!r}: expected {names}, got {type(value).__name__}")
 
 
 Reader = Callable[["WireEvent", dict[str, Any]], Any]
@@ -120,6 +160,7 @@ class WireEvent(nuclio_sdk.Event):  # type: ignore[misc]
     """An absent string field ("" here, b"" in raw mode)."""
     JSON: Any = "json"
     """In every JSON content type (only those bodies are decoded)."""
+    FIELD_TYPES = _field_types(str)
 
     trigger = _Lazy(_trigger)
     fields = _Lazy(lambda event, wire: wire.get("fields") or {})
@@ -137,6 +178,7 @@ class WireEvent(nuclio_sdk.Event):  # type: ignore[misc]
     topic = _Lazy()
 
     def __init__(self, data: dict[str, Any]) -> None:
+        _check(data, self.FIELD_TYPES)
         self._wire = data
         get = data.get
         self.id = get("id") or self.new_id()
@@ -164,8 +206,11 @@ class RawWireEvent(WireEvent):
 
     BLANK = b""
     JSON = b"json"
+    FIELD_TYPES = _field_types(bytes)
 
     def __init__(self, data: dict[bytes, Any]) -> None:
+        if not all(type(key) is bytes for key in data):
+            raise MalformedEvent("the event map has a key that is not a string")
         super().__init__({key.decode("latin-1"): value for key, value in data.items()})
 
     @staticmethod
@@ -174,10 +219,11 @@ class RawWireEvent(WireEvent):
 
 
 def _timestamp(seconds: Any) -> datetime.datetime:
-    """The processor's Unix seconds as an aware UTC datetime (now when absent)."""
+    """The processor's Unix seconds as a naive UTC datetime, as Nuclio's wrapper gives (its
+    `utcfromtimestamp`); now when absent."""
     if isinstance(seconds, (int, float)) and seconds > 0:
-        return datetime.datetime.fromtimestamp(seconds, _UTC)
-    return datetime.datetime.now(_UTC)
+        return datetime.datetime.fromtimestamp(seconds, _UTC).replace(tzinfo=None)
+    return datetime.datetime.now(_UTC).replace(tzinfo=None)
 
 
 def event_id(event: Any) -> str:
@@ -206,11 +252,14 @@ def response_json(reply: Reply, event: Optional[str] = None) -> bytes:
 
 
 def event_lines(reply: Reply, nanoseconds: int) -> bytes:
-    """The `m` (duration, in seconds) and `r` (response) lines that end one event.
+    """The `m` (duration, in seconds) and `r` (response) lines that end one event; only `r`
+    when the handler raised, as Nuclio's wrapper (NUCLIO_PROTOCOL.md §5).
 
     The duration is written from integer nanoseconds (repr of a float costs more than the
     rest of the line) and is never 0, which the processor would log as an error.
     """
+    if reply.failed:
+        return error_line(response_json(reply))
     seconds, rest = divmod(max(nanoseconds, 1), 1_000_000_000)
     return _LINES % (seconds, rest, *_response_fields(reply, None))
 
@@ -226,7 +275,7 @@ def _response_fields(reply: Reply, event: Optional[str]) -> tuple[Any, ...]:
     encoding = b"text"
     if not body.isascii() or len(body.translate(None, _NEEDS_ESCAPE)) != len(body):
         body, encoding = _escaped(body)
-    headers = json.dumps(reply.headers).encode() if reply.headers else b"{}"
+    headers = json.dumps(reply.typed_headers or reply.headers).encode() if reply.headers else b"{}"
     content_type = _CONTENT_TYPES.get(reply.content_type) or _string(reply.content_type or "")
     extra = b"" if event is None else b', "event_id": ' + _string(event)
     return body, encoding, content_type, reply.status, headers, extra
@@ -259,5 +308,5 @@ def batch_json(answers: list[bytes]) -> bytes:
 
 
 def error_line(answer: bytes) -> bytes:
-    """An `r` line without `m`: for events that reached no handler."""
+    """An `r` line without `m`: for events that reached no handler, or whose handler raised."""
     return b"r" + answer + b"\n"

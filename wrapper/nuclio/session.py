@@ -34,6 +34,10 @@ from wrapper.reply import JSON, Reply, collect, dump_json, to_reply
 
 log = logging.getLogger("wrapper.nuclio")
 
+HANDLER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+"""What a handler raises that is answered 500 and the loop goes on: Nuclio's wrapper answers
+any BaseException so; asyncio's own CancelledError is left to the loop."""
+
 READY_LINE = b"s\n"
 INITIALIZED = {"kind": "wrapperInitialized", "attributes": {"ready": "true"}}
 
@@ -211,15 +215,26 @@ class Session:
             if batch:
                 try:
                     results = function.call(events)
-                except (Exception, SystemExit) as exc:
-                    results = function.fail(exc, batch_id(events))
+                except HANDLER_ERRORS as exc:
+                    send(self.failed_batch(events, exc))
+                    continue
                 answer = self.answer_batch(events, results)
                 send(codec.reply_lines(answer, perf_counter() - started))
                 continue
-            reply = respond(events)
-            if reply.stream is not None:
-                reply = function.collected(reply, events)
+            try:
+                reply = respond(events)
+                if reply.stream is not None:
+                    reply = function.collected(reply, events)
+            except KeyboardInterrupt as exc:  # respond answers the rest of HANDLER_ERRORS
+                reply = function.fail(exc, codec.event_id(events))
             send(codec.event_lines(reply, perf_counter() - started))
+
+    def failed_batch(self, events: list[Any], exc: BaseException) -> bytes:
+        """The `r` line (no `m`, as for any handler that raised) answering every event of a
+        batch whose handler raised."""
+        assert self.function is not None
+        reply = self.function.fail(exc, batch_id(events))
+        return codec.error_line(self.answer_batch(events, reply))
 
     def answer_batch(self, events: list[Any], results: Any) -> bytes:
         """One response object per result, with its `event_id` (the event at the same
@@ -236,7 +251,7 @@ class Session:
                 stream = reply.stream
                 if stream is not None and not hasattr(stream, "__anext__"):
                     reply.body = collect(stream).body
-            except (Exception, SystemExit) as exc:  # e.g. a dict json cannot encode
+            except HANDLER_ERRORS as exc:  # e.g. a dict json cannot encode
                 assert self.function is not None
                 reply = self.function.fail(exc, "" if given is None else str(given))
             answers.append(codec.response_json(reply, None if given is None else str(given)))

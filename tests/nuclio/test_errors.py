@@ -1,0 +1,175 @@
+"""What the nuclio door answers when an event, a handler or its init goes wrong: never a crash."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.nuclio.conftest import event
+
+
+def both_loops(code: str) -> Any:
+    """`code` as it is (a sync handler: the blocking loop) and with an async handler."""
+    return pytest.mark.parametrize(
+        "code", [code, code.replace("def handler", "async def handler")], ids=["sync", "async"]
+    )
+
+
+OK = "def handler(context, event):\n    return 'ok'\n"
+
+WRONGLY_TYPED = [
+    ("content_type", 5),
+    ("content_type", b"application/json"),  # a bin where a str belongs, in decoded mode
+    ("content-type", 5),
+    ("headers", "X-A: 1"),
+    ("headers", [1, 2]),
+    ("fields", "a=1"),
+    ("body", 5),
+    ("body", [1, 2]),
+    ("trigger", "http"),
+    ("timestamp", "yesterday"),
+    ("id", [1]),
+    ("path", 3.5),
+    ("method", 7),
+    ("size", "10"),
+    ("offset", "41"),
+]
+
+
+@both_loops(OK)
+def test_wrongly_typed_fields_are_answered_400_and_the_loop_goes_on(processor, code: str) -> None:
+    fake = processor(code)
+    for key, value in WRONGLY_TYPED:
+        answer = fake.call({**event(), key: value})
+        assert answer.response["status_code"] == 400, (key, value)
+        error = json.loads(answer.body)["error"]
+        assert error.startswith(f"malformed event: field {key!r}: expected "), error
+        assert answer.duration is None
+        [record] = [r for r in answer.logs if r["level"] == "warning"]
+        assert "malformed event" in record["message"]
+    batch = fake.call([event(event_id="1"), {**event(event_id="2"), "headers": 1}])
+    assert batch.response["status_code"] == 400
+    assert fake.call(event()).body == b"ok"
+
+
+def test_wrongly_typed_fields_in_raw_mode(processor) -> None:
+    fake = processor(OK, decode=False)
+    assert fake.call({**event(), "content_type": 5}).response["status_code"] == 400
+    assert fake.call({**event(), 5: b"x"}).response["status_code"] == 400  # a key that is no string
+    assert fake.call(event()).body == b"ok"
+
+
+def test_a_wrongly_typed_field_while_draining_is_answered_400(processor) -> None:
+    import signal
+
+    fake = processor(OK)
+    fake.signal(signal.SIGUSR2)
+    fake.wait_for_log("draining")
+    assert fake.call({**event(), "content_type": 5}).response["status_code"] == 400
+
+
+BAD_RESPONSES = """
+import nuclio_sdk
+import wrapper
+
+def handler(context, event):
+    if event.path == "/raise-status":
+        raise nuclio_sdk.ExceptionWithResponse("418x", "teapot")
+    if event.path == "/raise-content-type":
+        raise nuclio_sdk.ExceptionWithResponse(418, "teapot", 5)
+    if event.path == "/raise-http-error":
+        raise wrapper.HTTPError(1000, "big")
+    if event.path == "/return-status":
+        return nuclio_sdk.Response(body="x", status_code="418x")
+    if event.path == "/return-content-type":
+        return nuclio_sdk.Response(body="x", content_type=5)
+    if event.path == "/return-headers":
+        return nuclio_sdk.Response(body="x", headers=["X-A"])
+    if event.path == "/return-bool-status":
+        return nuclio_sdk.Response(body="x", status_code=True)
+    if event.path == "/teapot":
+        raise nuclio_sdk.ExceptionWithResponse(418, "teapot")
+    return "ok"
+"""
+
+
+@both_loops(BAD_RESPONSES)
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/raise-status", "ExceptionWithResponse.status_code: '418x' is not an HTTP status"),
+        ("/raise-content-type", "ExceptionWithResponse.content_type: expected a str, got int"),
+        ("/raise-http-error", "HTTPError.status: 1000 is not an HTTP status"),
+        ("/return-status", "Response.status_code: '418x' is not an HTTP status"),
+        ("/return-content-type", "Response.content_type: expected a str, got int"),
+        ("/return-headers", "Response.headers: expected a dict of names to values, got list"),
+        ("/return-bool-status", "Response.status_code: True is not an HTTP status"),
+    ],
+)
+def test_a_bad_response_field_answers_500_naming_it(
+    processor, code: str, path: str, field: str
+) -> None:
+    fake = processor(code)
+    answer = fake.call(event(path=path, event_id="bad-1"))
+    assert answer.response["status_code"] == 500
+    assert json.loads(answer.body) == {"error": "handler failed", "request_id": "bad-1"}
+    [record] = [r for r in answer.logs if r["level"] == "error"]
+    assert field in record["message"]
+    teapot = fake.call(event(path="/teapot"))  # a well-formed one keeps its status
+    assert (teapot.response["status_code"], teapot.body) == (418, b"teapot")
+    assert fake.call(event()).body == b"ok"
+
+
+FAILING = """
+import nuclio_sdk
+
+def handler(context, event):
+    if event.path == "/interrupt":
+        raise KeyboardInterrupt()
+    if event.path == "/exit":
+        raise SystemExit(3)
+    if event.path == "/teapot":
+        raise nuclio_sdk.ExceptionWithResponse(418, "teapot")
+    if event.path == "/fail":
+        raise RuntimeError("failed")
+    return "ok"
+"""
+
+
+@both_loops(FAILING)
+@pytest.mark.parametrize(
+    ("path", "status"), [("/fail", 500), ("/exit", 500), ("/interrupt", 500), ("/teapot", 418)]
+)
+def test_a_handler_that_raises_gets_r_without_m_and_the_loop_goes_on(
+    processor, code: str, path: str, status: int
+) -> None:
+    fake = processor(code)
+    answer = fake.call(event(path=path))
+    assert answer.response["status_code"] == status
+    assert answer.duration is None  # NUCLIO_PROTOCOL §5: `l` then `r`, no `m`
+    done = fake.call(event())
+    assert done.body == b"ok" and done.duration is not None
+
+
+EXITING_INIT = """
+import sys
+
+def init_context(context):
+    sys.exit(0)
+
+def handler(context, event):
+    return "ok"
+"""
+
+
+@pytest.mark.parametrize(
+    "code", [EXITING_INIT, EXITING_INIT.replace("def init_context", "async def init_context")]
+)
+def test_sys_exit_in_init_is_an_init_failure(processor, code: str) -> None:
+    fake = processor(code, ready=False)
+    record = fake.wait_for_log("init function raised SystemExit")
+    assert record["level"] == "error"
+    assert fake.process.wait(30) == 4
+    assert fake.lines.readline() == b""  # never sent `s`
