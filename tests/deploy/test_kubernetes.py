@@ -80,17 +80,20 @@ def document(action: str, code_src: str = "https://code.local/main.py", **task: 
     return validate_document(data).model_dump(mode="json")  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("code_src", ["https://code.local/main.py", "main.py"])
 @pytest.mark.parametrize("action", ["serve", "job"])
 @pytest.mark.parametrize("field", sorted(TASK_FIELDS))
-def test_every_manifest_validates_for_each_task_field(action: str, field: str) -> None:
-    rendered = manifests(document(action, **TASK_FIELDS[field]), IMAGE)
+def test_every_manifest_validates_for_each_task_field(
+    action: str, field: str, code_src: str
+) -> None:
+    """Fetched code (a ConfigMap carries the run spec) and code in the image (none)."""
+    rendered = manifests(document(action, code_src, **TASK_FIELDS[field]), IMAGE)
     for manifest in rendered:
         kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
     kinds = [m["kind"] for m in rendered]
-    assert kinds == (
-        ["ConfigMap", "Deployment", "Service"] if action == "serve" else ["ConfigMap", "Job"]
-    )
-    pod = rendered[1]["spec"]["template"]["spec"]
+    config_map = ["ConfigMap"] if "://" in code_src else []
+    assert kinds == config_map + (["Deployment", "Service"] if action == "serve" else ["Job"])
+    pod = rendered[len(config_map)]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
@@ -105,10 +108,20 @@ def test_serve_probes_scraping_and_grace() -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/live", "port": "admin"}
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == "8082"
-    assert pod["terminationGracePeriodSeconds"] >= 30
+    assert pod["terminationGracePeriodSeconds"] == 35  # the serve door's 30 s, and a margin
     assert deployment["spec"]["replicas"] == 3
     assert (service["metadata"]["name"], service["spec"]["type"]) == ("hello-web", "NodePort")
     assert json.loads(config["data"]["run.json"])["run"]["parameters"] == {"n": 1}
+
+
+def test_the_grace_period_follows_the_graceful_timeout_in_task_envs() -> None:
+    envs = [{"name": "FN_WRAPPER_GRACEFUL_TIMEOUT", "value": "120.5"}]
+    deployment = manifests(document("serve", envs=envs), IMAGE)[1]
+    kubernetes_validate.validate(deployment, KUBERNETES, strict=True)
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 126
+    envs = [{"name": "FN_WRAPPER_GRACEFUL_TIMEOUT", "value": "soon"}]
+    with pytest.raises(SpecError, match=r"task\.envs\[0\]: FN_WRAPPER_GRACEFUL_TIMEOUT 'soon'"):
+        manifests(document("serve", envs=envs), IMAGE)
 
 
 def test_the_job_fails_with_its_run() -> None:
@@ -137,6 +150,17 @@ def test_code_in_the_image_needs_no_config_map() -> None:
     assert [m["kind"] for m in rendered] == ["Deployment", "Service"]
     container = rendered[0]["spec"]["template"]["spec"]["containers"][0]
     assert all(e["name"] != "FN_WRAPPER_SPEC" for e in container["env"])
+
+
+def test_inline_code_with_a_path_is_not_in_the_image() -> None:
+    """DigitalHub sends base64 with the code's original path: the run spec must carry it."""
+    data = {
+        "function": {"name": "hello", "python_version": "PYTHON3_11", "code_src": "app/main.py",
+                     "code": "def handler(context, event):\n    return 1\n"},
+        "task": {"action": "job"},
+    }  # fmt: skip
+    rendered = manifests(validate_document(data).model_dump(mode="json"), IMAGE)
+    assert [m["kind"] for m in rendered] == ["ConfigMap", "Job"]
 
 
 def test_credentials_in_a_code_url_are_refused() -> None:

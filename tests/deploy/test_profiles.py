@@ -29,6 +29,9 @@ def profiles(tmp_path: Path) -> Path:
     (tmp_path / "broken.yaml").write_text(
         yaml.safe_dump({"resources": {"cpu": {"limits": "lots"}}})
     )
+    (tmp_path / "four.yaml").write_text(yaml.safe_dump({"replicas": 4, "service_type": "NodePort"}))
+    (tmp_path / "unparsable.yaml").write_text("resources: {cpu: [\n")
+    (tmp_path / "unparsable-json.json").write_text('{"replicas": 4,}')
     return tmp_path
 
 
@@ -52,6 +55,8 @@ def test_the_profile_fills_what_the_task_leaves_empty(profiles: Path) -> None:
         ("missing", "here", "no missing.yaml or missing.json in"),
         ("../gpu", "here", "is not a profile name"),
         ("broken", "here", "task.profile 'broken': resources.cpu.limits:"),
+        ("unparsable", "here", "unparsable.yaml is not valid: while parsing"),
+        ("unparsable-json", "here", "unparsable-json.json is not valid: Expecting"),
     ],
 )
 def test_profile_errors_are_named(
@@ -61,6 +66,31 @@ def test_profile_errors_are_named(
     with pytest.raises(SpecError) as caught:
         apply_profile(task, profiles if folder else None)
     assert message in caught.value.message
+
+
+def test_a_task_field_set_to_zero_is_set(profiles: Path) -> None:
+    merged = apply_profile(document("serve", profile="four", replicas=0)["task"], profiles)
+    assert (merged["replicas"], merged["service_type"]) == (0, "NodePort")
+    merged = apply_profile(document("serve", profile="four")["task"], profiles)
+    assert merged["replicas"] == 4
+
+
+@pytest.mark.parametrize("name", ["unparsable", "unparsable-json"])
+def test_render_names_a_malformed_profile_file(profiles: Path, tmp_path: Path, name: str) -> None:
+    spec = tmp_path / "run.yaml"
+    spec.write_text(yaml.safe_dump({
+        "function": {"name": "hello", "python_version": "PYTHON3_11",
+                     "code_src": "https://code.local/main.py"},
+        "task": {"action": "serve", "profile": name},
+    }))  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "wrapper", "render", "--spec", str(spec), "--profiles",
+         str(profiles)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"task.profile {name!r}: {profiles / name}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_the_autoscaler_validates_and_follows_the_deployment() -> None:
@@ -91,8 +121,9 @@ def test_render_with_a_profile_and_an_autoscaler(profiles: Path, tmp_path: Path)
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == ["configmap.yaml", "deployment.yaml", "horizontalpodautoscaler.yaml",
                      "service.yaml"]  # fmt: skip
+    for path in (tmp_path / "out").iterdir():
+        kubernetes_validate.validate(yaml.safe_load(path.read_text()), KUBERNETES, strict=True)
     deployment = yaml.safe_load((tmp_path / "out" / "deployment.yaml").read_text())
-    kubernetes_validate.validate(deployment, KUBERNETES, strict=True)
     pod = deployment["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"pool": "gpu"}
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"

@@ -402,8 +402,8 @@ def test_every_task_field_in_a_valid_form() -> None:
     assert task.resources.mem is not None and task.resources.mem.limits == "1Gi"
     assert task.resources.gpu is not None and task.resources.gpu.limits == "1"
     assert task.resources.gpu.requests is None
-    assert task.affinity == affinity
-    assert task.tolerations == [toleration]
+    assert task.affinity is not None and task.affinity.model_dump(exclude_none=True) == affinity
+    assert [t.model_dump(exclude_none=True) for t in task.tolerations] == [toleration]
     assert [(e.name, e.value) for e in task.envs] == [("MODE", "fast")]
     assert task.secrets == ["db-credentials"]
     assert task.profile == "small"
@@ -498,10 +498,33 @@ def test_unknown_resource_refused() -> None:
         ({"secrets": "one"}, ("secrets",)),
         ({"service_type": "Ingress"}, ("service_type",)),
         ({"instructions": "RUN x"}, ("instructions",)),
+        ({"resources": {"cpu": {"requests": "1.5", "limits": "1499m"}}}, ("resources", "cpu")),
+        ({"resources": {"gpu": {"requests": "1", "limits": "2"}}}, ("resources", "gpu")),
+        ({"volumes": [{"volume_type": "secret", "name": "a.b", "mount_path": "/a"}]},
+         ("volumes", 0, "name")),
+        ({"volumes": [{"volume_type": "secret", "name": "spec", "mount_path": "/a"}]},
+         ("volumes", 0, "name")),
+        ({"volumes": [{"volume_type": "secret", "name": "a", "mount_path": "/etc/fn-wrapper"}]},
+         ("volumes", 0, "mount_path")),
+        ({"volumes": [{"volume_type": "secret", "name": "a", "mount_path": "/a",
+                       "spec": {"name": "x"}}]}, ("volumes", 0, "spec")),
+        ({"volumes": [{"volume_type": "empty_dir", "name": "a", "mount_path": "/a",
+                       "spec": {"medium": "Disk"}}]}, ("volumes", 0, "spec")),
+        ({"volumes": [{"volume_type": "empty_dir", "name": "a", "mount_path": "/a"},
+                      {"volume_type": "empty_dir", "name": "b", "mount_path": "/a/"}]},
+         ("volumes",)),
+        ({"affinity": {"nodeAffinity": {}, "foo": "bar"}}, ("affinity", "foo")),
+        ({"tolerations": [{"operator": "Exists", "value": "x"}]}, ("tolerations", 0)),
+        ({"tolerations": [{"key": "a", "color": "red"}]}, ("tolerations", 0, "color")),
     ],
-)
+)  # fmt: skip
 def test_bad_task_fields_refused(task: dict[str, Any], loc: tuple[Any, ...]) -> None:
     assert [e["loc"] for e in errors_of(TaskSpec, task)] == [loc]
+
+
+def test_requests_equal_to_limits_in_other_units() -> None:
+    task = TaskSpec.model_validate({"resources": {"cpu": {"requests": "1.5", "limits": "1500m"}}})
+    assert task.resources.cpu is not None and task.resources.cpu.requests == "1.5"
 
 
 # --- run spec and the whole document ---------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, count, json_object
+from wrapper.errors import SpecError
 
 OPTIONS = (
     *SOURCE_OPTIONS,
@@ -19,7 +20,8 @@ OPTIONS = (
     Option("--workers", "nuclio: the HTTP trigger's workers (maxWorkers)", count, default=1),
     Option(
         "--max-replicas",
-        "kubernetes serve: add a HorizontalPodAutoscaler up to this many replicas",
+        "serve: autoscale up to this many replicas (kubernetes: a HorizontalPodAutoscaler;"
+        " nuclio: maxReplicas)",
         count,
     ),
     Option("--target-cpu", "with --max-replicas: the CPU use to keep (%)", count, default=75),
@@ -44,7 +46,7 @@ OPTIONS = (
 def run(settings: Settings) -> int:
     """Validate the spec, render, print the manifests as YAML documents (or write files)."""
     from wrapper.build.runtimes import runtime
-    from wrapper.deploy.kubernetes import manifests
+    from wrapper.deploy.kubernetes import in_image, manifests
     from wrapper.deploy.profiles import apply_profile
     from wrapper.spec.background import validate
 
@@ -58,12 +60,19 @@ def run(settings: Settings) -> int:
     profiles = Path(settings.profiles) if settings.profiles else None
     document["task"] = apply_profile(document["task"], profiles)
     function = document["function"]
-    default = runtime(function["python_version"]).base_image
-    image = settings.image or function.get("image") or default
+    image = settings.image or function.get("image")
+    if image is None and in_image(function["source"]):
+        raise SpecError(
+            f"function.source.code_src {function['source']['code_src']!r}: a local path is not"
+            " in the base image: build an image with `fn-wrapper build` and pass it (--image or"
+            " function.image), or give code, base64 or a remote code_src"
+        )
+    image = image or runtime(function["python_version"]).base_image
     if settings.target == "nuclio":
         from wrapper.deploy.nuclio import function_config
 
-        rendered = [function_config(document, image, settings.workers)]
+        scale = (settings.max_replicas, settings.target_cpu) if settings.max_replicas else None
+        rendered = [function_config(document, image, settings.workers, scale)]
     else:
         scale = settings.max_replicas
         rendered = manifests(document, image, (scale, settings.target_cpu) if scale else None)

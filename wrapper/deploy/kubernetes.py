@@ -13,17 +13,19 @@ capability dropped, a read-only root filesystem with a writable scratch volume a
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 from wrapper.errors import SpecError
+from wrapper.spec.models import SCRATCH_MOUNT as SCRATCH
+from wrapper.spec.models import SPEC_MOUNT as SPEC_DIR
 
 PORT, ADMIN_PORT = 8080, 8082
-SPEC_DIR = "/etc/fn-wrapper"
-SCRATCH = "/tmp"
-GRACE = 30
-"""The serve door's graceful timeout (s); pods get a little more to end."""
+GRACEFUL_TIMEOUT = 30.0
+"""The serve door's default graceful timeout (s, `--graceful-timeout`)."""
+GRACE_MARGIN = 5
+"""Seconds a pod gets past the serve door's graceful timeout before it is killed."""
 
 Manifest = dict[str, Any]
 
@@ -34,10 +36,10 @@ class Workload:
     def __init__(self, document: dict[str, Any], image: str) -> None:
         function, self.task = document["function"], document["task"]
         source = function["source"]
-        _no_credentials(source.get("code_src"))
+        _no_credentials(function)
         self.name = dns_label(function["name"])
         self.image = image
-        self.spec = None if _in_image(source) else {"function": function, "run": document["run"]}
+        self.spec = None if in_image(source) else {"function": function, "run": document["run"]}
 
     def labels(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": self.name, "app.kubernetes.io/managed-by": "fn-wrapper"}
@@ -131,7 +133,7 @@ def _serve(workload: Workload) -> list[Manifest]:
     container["readinessProbe"] = _probe("/ready", 5)
     container["livenessProbe"] = _probe("/live", 15)
     pod = workload.pod(container)
-    pod["terminationGracePeriodSeconds"] = GRACE + 5
+    pod["terminationGracePeriodSeconds"] = math.ceil(graceful_timeout(workload.task)) + GRACE_MARGIN
     scrape = {
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(ADMIN_PORT),
@@ -214,11 +216,34 @@ def placement(task: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if task.get("node_selector"):
         found["nodeSelector"] = {item["key"]: item["value"] for item in task["node_selector"]}
-    if task.get("affinity"):
-        found["affinity"] = task["affinity"]
+    affinity = _given(task.get("affinity") or {})
+    if affinity:
+        found["affinity"] = affinity
     if task.get("tolerations"):
-        found["tolerations"] = task["tolerations"]
+        found["tolerations"] = [_given(toleration) for toleration in task["tolerations"]]
     return found
+
+
+def graceful_timeout(task: dict[str, Any]) -> float:
+    """The serve door's graceful timeout in this task's container: FN_WRAPPER_GRACEFUL_TIMEOUT
+    from task.envs, else the default."""
+    for number, env in enumerate(task.get("envs") or []):
+        if env["name"] == "FN_WRAPPER_GRACEFUL_TIMEOUT":
+            try:
+                seconds = float(env["value"])
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds < 86400:
+                raise SpecError(
+                    f"task.envs[{number}]: FN_WRAPPER_GRACEFUL_TIMEOUT {env['value']!r} is not"
+                    " a number of seconds"
+                )
+            return seconds
+    return GRACEFUL_TIMEOUT
+
+
+def _given(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def container_resources(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -232,6 +257,7 @@ def container_resources(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def pod_volume(volume: dict[str, Any]) -> dict[str, Any]:
+    """The pod volume of a task volume (its spec's options validated by wrapper.spec.models)."""
     spec, name, kind = volume.get("spec") or {}, volume["name"], volume["volume_type"]
     if kind == "persistent_volume_claim":
         return {"name": name, "persistentVolumeClaim": {"claimName": spec.get("claim_name", name)}}
@@ -247,19 +273,28 @@ def _probe(path: str, period: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "admin"}, "periodSeconds": period}
 
 
-def _in_image(source: dict[str, Any]) -> bool:
+def in_image(source: dict[str, Any]) -> bool:
     """A local code_src: the code (and its run spec) are in the image."""
     code_src = source.get("code_src")
-    return isinstance(code_src, str) and bool(code_src) and "://" not in code_src
+    inline = source.get("code") is not None or source.get("base64") is not None
+    return isinstance(code_src, str) and bool(code_src) and "://" not in code_src and not inline
 
 
-def _no_credentials(code_src: Any) -> None:
-    parts = urlsplit(code_src) if isinstance(code_src, str) and "://" in code_src else None
-    if parts is not None and (parts.username or parts.password):
-        raise SpecError(
-            "function.source.code_src: credentials in the URL would be written into the"
-            " manifests: give them through a secret (task.secrets)"
-        )
+_USERINFO = re.compile(r"://[^/?#\s]*@")
+
+
+def _no_credentials(function: dict[str, Any]) -> None:
+    """Refuse URLs with credentials (user:token@host) where the manifests would carry them."""
+    fields = {"function.source.code_src": function["source"].get("code_src")}
+    fields.update(
+        {f"function.requirements[{n}]": r for n, r in enumerate(function["requirements"])}
+    )
+    for field, value in fields.items():
+        if isinstance(value, str) and _USERINFO.search(value):
+            raise SpecError(
+                f"{field}: credentials in the URL would be written into the manifests: give"
+                " them through a secret (task.secrets)"
+            )
 
 
 def dns_label(name: str) -> str:

@@ -1,8 +1,9 @@
 """Task profiles: named overlays of task fields an operator keeps in a folder (`<name>.yaml` or
 `<name>.json`), merged under the task's own fields (DESIGN §2: `task.profile`).
 
-A field the task sets wins; a field it leaves empty takes the profile's (resources per resource,
-cpu, mem, gpu); the result is validated again, so a bad profile is named like a bad task.
+A field the task sets wins (0 and false too); a field it leaves unset (absent, null or an empty
+list) takes the profile's (resources per resource: cpu, mem, gpu); the result is validated
+again, so a bad profile is named like a bad task.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def apply_profile(task: dict[str, Any], folder: Optional[Path]) -> dict[str, Any
         if field == "resources":
             own = dict(task.get("resources") or {})
             merged["resources"] = {**value, **{k: v for k, v in own.items() if v is not None}}
-        elif field != "profile" and not task.get(field):
+        elif field != "profile" and task.get(field) in (None, [], {}):
             merged[field] = value
     from pydantic import ValidationError
 
@@ -48,13 +49,13 @@ def _read(folder: Path, name: str) -> dict[str, Any]:
     for suffix in (".yaml", ".yml", ".json"):
         path = folder / f"{name}{suffix}"
         if path.is_file():
-            text = path.read_text()
-            if suffix == ".json":
-                data = json.loads(text)
-            else:
-                import yaml
+            import yaml
 
-                data = yaml.safe_load(text)
+            try:
+                data = (json.loads if suffix == ".json" else yaml.safe_load)(path.read_text())
+            except (ValueError, yaml.YAMLError) as exc:
+                reason = " ".join(str(exc).split())
+                raise SpecError(f"task.profile {name!r}: {path} is not valid: {reason}") from None
             if not isinstance(data, dict):
                 raise SpecError(f"task.profile {name!r}: {path} is not a mapping of task fields")
             return data

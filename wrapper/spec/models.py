@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import enum
+import posixpath
 import re
 import sys
 import uuid
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class PythonVersion(str, enum.Enum):
@@ -99,13 +109,35 @@ def _quantity(value: Any) -> Any:
     return str(value)
 
 
+_SUFFIXES = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "": "1", "k": "1e3", "M": "1e6", "G": "1e9",
+             "T": "1e12", "P": "1e15", "E": "1e18", "Ki": "1024", "Mi": "1048576",
+             "Gi": "1073741824", "Ti": "1099511627776", "Pi": "1125899906842624",
+             "Ei": "1152921504606846976"}  # fmt: skip
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """The number a (valid) Kubernetes quantity stands for, to compare two of them."""
+    match = re.fullmatch(r"[+]?([0-9.]+)([eE][+-]?[0-9]+)?([a-zA-Z]*)", quantity)
+    assert match is not None, quantity
+    number, exponent, suffix = match.groups()
+    return Decimal(number + (exponent or "")) * Decimal(_SUFFIXES[suffix])
+
+
 class ResourceAmount(Strict):
-    """Requests and limits of one resource, as Kubernetes quantities."""
+    """Requests and limits of one resource, as Kubernetes quantities (requests ≤ limits)."""
 
     requests: Optional[str] = None
     limits: Optional[str] = None
 
     _check = field_validator("requests", "limits", mode="before")(_quantity)
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ResourceAmount:
+        if self.requests is None or self.limits is None:
+            return self
+        if quantity_value(self.requests) > quantity_value(self.limits):
+            raise ValueError(f"requests ({self.requests}) are greater than limits ({self.limits})")
+        return self
 
 
 class Resources(Strict):
@@ -114,6 +146,20 @@ class Resources(Strict):
     cpu: Optional[ResourceAmount] = None
     mem: Optional[ResourceAmount] = None
     gpu: Optional[ResourceAmount] = None
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_limits(cls, gpu: Optional[ResourceAmount]) -> Optional[ResourceAmount]:
+        """Kubernetes takes a gpu only as a limit (requests, if given, equal to it): requests
+        alone become the limit."""
+        if gpu is None or gpu.requests is None:
+            return gpu
+        if gpu.limits is not None and quantity_value(gpu.limits) != quantity_value(gpu.requests):
+            raise ValueError(
+                f"requests ({gpu.requests}) and limits ({gpu.limits}) differ: Kubernetes needs"
+                " a gpu's requests equal to its limits (give limits only)"
+            )
+        return ResourceAmount(requests=gpu.requests, limits=gpu.limits or gpu.requests)
 
 
 class NodeSelectorItem(Strict):
@@ -130,13 +176,87 @@ class EnvVar(Strict):
     value: str
 
 
+SCRATCH_MOUNT, SPEC_MOUNT = "/tmp", "/etc/fn-wrapper"
+"""Where every rendered pod mounts its scratch volume and (for fetched code) its run spec."""
+_BUILT_IN_VOLUMES = {"scratch": SCRATCH_MOUNT, "spec": SPEC_MOUNT}
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_VOLUME_OPTIONS = {
+    "persistent_volume_claim": ("claim_name",),
+    "empty_dir": ("medium", "sizeLimit"),
+    "config_map": ("name",),
+    "secret": ("secret_name",),
+}
+
+
 class Volume(Strict):
-    """A volume mounted in the task's container."""
+    """A volume mounted in the task's container; `spec` holds its type's options."""
 
     volume_type: Literal["persistent_volume_claim", "empty_dir", "config_map", "secret"]
     name: str
     mount_path: str
     spec: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _volume_name(cls, name: str) -> str:
+        if not _DNS_LABEL.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a volume name (lower-case letters, digits and '-', at most 63)"
+            )
+        if name in _BUILT_IN_VOLUMES:
+            raise ValueError(f"{name!r} is the name of a volume every pod already has")
+        return name
+
+    @field_validator("mount_path")
+    @classmethod
+    def _mount_path(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"{path!r} is not an absolute path")
+        if posixpath.normpath(path) in (*_BUILT_IN_VOLUMES.values(), "/"):
+            raise ValueError(f"{path!r} is where every pod mounts a volume of its own")
+        return path
+
+    @field_validator("spec")
+    @classmethod
+    def _options(cls, spec: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        allowed = _VOLUME_OPTIONS.get(info.data.get("volume_type", ""), ())
+        for key, value in spec.items():
+            if key not in allowed:
+                raise ValueError(
+                    f"{key!r} is not an option of a {info.data.get('volume_type')} volume"
+                    f" (allowed: {', '.join(allowed)})"
+                )
+            if key == "sizeLimit":
+                spec[key] = _quantity(value)
+            elif key == "medium" and value not in ("", "Memory"):
+                raise ValueError(f"medium {value!r} is not one of '', Memory")
+            elif not isinstance(value, str) or not value:
+                raise ValueError(f"{key}: expected a name, got {value!r}")
+        return spec
+
+
+class Affinity(Strict):
+    """Kubernetes pod affinity; each part in Kubernetes' own shape."""
+
+    nodeAffinity: Optional[dict[str, Any]] = None
+    podAffinity: Optional[dict[str, Any]] = None
+    podAntiAffinity: Optional[dict[str, Any]] = None
+
+
+class Toleration(Strict):
+    """A Kubernetes toleration."""
+
+    key: Optional[str] = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: Optional[str] = None
+    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = None
+    tolerationSeconds: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _no_value_when_exists(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("operator Exists takes no value")
+        return self
 
 
 class TaskSpec(Strict):
@@ -146,8 +266,8 @@ class TaskSpec(Strict):
     node_selector: list[NodeSelectorItem] = Field(default_factory=list)
     volumes: list[Volume] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
-    affinity: Optional[dict[str, Any]] = None
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    affinity: Optional[Affinity] = None
+    tolerations: list[Toleration] = Field(default_factory=list)
     envs: list[EnvVar] = Field(default_factory=list)
     secrets: list[str] = Field(default_factory=list)
     profile: Optional[str] = None
@@ -155,6 +275,16 @@ class TaskSpec(Strict):
     service_type: Optional[Literal["ClusterIP", "NodePort", "LoadBalancer"]] = None
     service_name: Optional[str] = None
     instructions: list[str] = Field(default_factory=list)
+
+    @field_validator("volumes")
+    @classmethod
+    def _distinct_volumes(cls, volumes: list[Volume]) -> list[Volume]:
+        for field in ("name", "mount_path"):
+            seen = [posixpath.normpath(getattr(v, field)) for v in volumes]
+            twice = next((value for value in seen if seen.count(value) > 1), None)
+            if twice is not None:
+                raise ValueError(f"two volumes have the {field} {twice!r}")
+        return volumes
 
 
 def _pep508(line: str) -> str:
