@@ -310,3 +310,31 @@ def test_run_documents_are_written_whole_and_replaced(store: LocalStore) -> None
     )
     with pytest.raises(StoreError, match="a run document's project None is not a name"):
         store.put_run({"id": "r3"})
+
+
+BIG_RUN_DOCUMENT = """
+    import sys
+    from pathlib import Path
+    from wrapper.entities.local import LocalStore
+
+    store = LocalStore(Path(sys.argv[1]))
+    print("writing", flush=True)
+    store.put_run({"id": "r1", "project": "demo", "results": {"blob": "x" * 2**28}})
+"""
+
+
+def test_a_run_document_killed_mid_write_leaves_its_partial_in_tmp(store: LocalStore) -> None:
+    store.put_run({"id": "r1", "project": "demo", "state": "RUNNING"})
+    writer = python(BIG_RUN_DOCUMENT, str(store.root), stdout=subprocess.PIPE)
+    assert writer.stdout is not None and writer.stdout.readline() == b"writing\n"
+    folders = (store.root / "tmp", store.root / "runs" / "demo")
+    deadline = time.monotonic() + 30
+    while not [p for folder in folders for p in folder.glob(".*.part")]:
+        assert writer.poll() is None and time.monotonic() < deadline, "no partial file seen"
+        time.sleep(0.002)
+    writer.kill()
+    writer.wait(timeout=10)
+    writer.stdout.close()
+    assert [p.name for p in (store.root / "runs" / "demo").iterdir()] == ["r1.json"]
+    assert len(list((store.root / "tmp").iterdir())) == 1  # where stale temps are removed
+    assert store.get_run("demo", "r1")["state"] == "RUNNING"

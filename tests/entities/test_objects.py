@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.server
 import io
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,3 +137,80 @@ def test_large_transfers_report_progress(
     caplog.clear()
     transfer.write_file(tmp_path / "small", io.BytesIO(b"x" * 1024), "copy small", 1024)
     assert caplog.records == []  # small transfers stay quiet
+
+
+def test_as_df_takes_digitalhubs_engine_and_refuses_other_libraries(
+    project: Project, tmp_path: Path
+) -> None:
+    (tmp_path / "a.csv").write_text("x;y\n1;2\n")
+    item = project.log_dataitem("a", source=tmp_path / "a.csv")
+    assert item.as_df(engine="pandas", sep=";").to_dict("list") == {"x": [1], "y": [2]}
+    with pytest.raises(SpecError) as caught:
+        item.as_df(engine="polars")
+    assert caught.value.message == f"{item.key}: as_df(engine='polars'): only 'pandas' is supported"
+
+
+AS_FILE_AND_EXIT = """
+import sys
+from wrapper.entities.project import Project
+from wrapper.entities.store import open_store
+
+item = Project("demo", open_store(sys.argv[1])).get_dataitem("remote")
+print(item.as_file())
+"""
+
+
+def test_a_downloaded_as_file_is_removed_when_the_process_exits(
+    project: Project, server: str, tmp_path: Path
+) -> None:
+    (tmp_path / "www" / "remote.csv").write_text("n\n1\n")
+    project.log_dataitem("remote", path=f"{server}/remote.csv")
+    child = subprocess.run(
+        [sys.executable, "-c", AS_FILE_AND_EXIT, project.store.uri],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    path = Path(child.stdout.decode().strip())
+    assert path.name == "remote.csv" and path.parent.name.startswith("fn-wrapper-entity-")
+    assert not path.parent.exists()
+
+
+def test_run_metrics_and_status_so_far(project: Project) -> None:
+    run = project.run
+    assert run is not None and run.status.state == "RUNNING" and run.status.metrics == {}
+    run.log_metric("loss", 0.5)
+    run.log_metric("loss", [0.4, 0.3])
+    run.log_metric("epochs", 3, single_value=True)
+    run.log_metrics({"loss": 0.1}, overwrite=True)
+    assert run.status.metrics == {"loss": [0.1], "epochs": 3}
+    run.status.metrics["loss"].append(9)  # a copy: the run's own stays as it is
+    assert run.metrics == {"loss": [0.1], "epochs": 3}
+    with pytest.raises(SpecError, match=r"log_metric\('m'\): a dict is not a metric value"):
+        run.log_metric("m", {"a": 1})
+
+
+def test_a_model_folder_is_kept_whole_and_downloaded_as_a_folder(
+    project: Project, tmp_path: Path
+) -> None:
+    source = tmp_path / "bert"
+    (source / "tokenizer").mkdir(parents=True)
+    (source / "weights.bin").write_bytes(b"\x00weights")
+    (source / "tokenizer" / "vocab.txt").write_text("a\nb\n")
+    model = project.log_model("bert", source=source, framework="torch")
+    assert model.is_folder and model.framework == "torch"
+    target = tmp_path / "out"
+    target.mkdir()
+    folder = Path(model.download(target))
+    assert folder == target / "bert"
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == [
+        "tokenizer", "tokenizer/vocab.txt", "weights.bin"
+    ]  # fmt: skip
+    assert (folder / "weights.bin").read_bytes() == b"\x00weights"
+    with pytest.raises(StoreError, match="exists: pass overwrite=True"):
+        model.download(target)
+    (folder / "stale.txt").write_text("old")
+    assert model.download(target, overwrite=True) == str(folder)
+    assert not (folder / "stale.txt").exists() and sorted(p.name for p in target.iterdir()) == [
+        "bert"
+    ]  # no temporary left beside it
+    local = Path(project.get_model("bert").as_file())
+    assert (local / "tokenizer" / "vocab.txt").read_text() == "a\nb\n"

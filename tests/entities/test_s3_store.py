@@ -9,6 +9,7 @@ import io
 import json
 import re
 import sys
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -373,3 +374,17 @@ def test_a_dataitem_whose_path_is_an_s3_object_is_streamed_from_there(bucket: Bu
     gone = project.log_dataitem("gone", path=f"s3://{bucket.name}/raw/none.csv")
     with pytest.raises(StoreError, match=f"cannot read s3://{bucket.name}/raw/none.csv: NoSuchKey"):
         gone.open()
+
+
+def test_a_parquet_dataitem_read_from_s3_leaves_no_copy_on_disk(
+    bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas
+
+    project = Project("demo", bucket.store())
+    item = project.log_dataitem("t", data=pandas.DataFrame({"a": [1, 2]}))
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    assert item.as_df().to_dict("list") == {"a": [1, 2]}
+    assert list(temporary.iterdir()) == []

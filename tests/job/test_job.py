@@ -43,11 +43,18 @@ DIGITALHUB = """
 from wrapper import handler
 
 def init_context(context, dataitem):
-    context.frame = context.project.get_dataitem(dataitem).as_df(sep=";")
+    assert context.run.status.state == "RUNNING"
+    context.frame = context.project.get_dataitem(dataitem).as_df(engine="pandas", sep=";")
 
-@handler(outputs=["total"])
-def main(context):
-    return int(context.frame["x"].sum())
+@handler(outputs=["total", "trigger", "body"])
+def main(context, run, event, scale):
+    assert context.run is run and run.status.state == "RUNNING"
+    same = context.project.get_dataitem("xs").as_df(engine="pandas", sep=";")  # by name
+    total = int(context.frame["x"].sum() + same["x"].sum()) * scale
+    run.log_metric("accuracy", 0.5)
+    run.log_metric("accuracy", 0.75)
+    run.log_metric("loss", float("nan"), single_value=True)
+    return total, event.trigger.kind, event.body
 """
 
 
@@ -142,18 +149,25 @@ def test_a_job_reads_its_inputs_and_keeps_its_outputs_with_lineage(
 
 
 def test_a_digitalhub_function_runs_with_only_its_import_changed(
-    tmp_path: Path, store_root: Path
+    tmp_path: Path, store_uri: str
 ) -> None:
     (tmp_path / "x.csv").write_text("x;y\n1;a\n2;b\n")
-    Project("default", open_store(str(store_root))).log_dataitem("xs", source=tmp_path / "x.csv")
+    project = Project("default", open_store(store_uri))
+    key = project.log_dataitem("xs", source=tmp_path / "x.csv").key
     (tmp_path / "dh.py").write_text(DIGITALHUB)
+    status_file = tmp_path / "status.json"
     result = job(
         "--code-src", "dh.py", "--handler", "dh:main", "--init-function", "init_context",
-        "--init-parameters", '{"dataitem": "xs"}',
-        cwd=tmp_path, store=store_root,
+        "--init-parameters", json.dumps({"dataitem": key}), "--parameters", '{"scale": 10}',
+        "--status-file", str(status_file),
+        cwd=tmp_path, store=store_uri,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
-    assert summary(result)["results"] == {"total": 3}
+    assert summary(result)["results"] == {"total": 60, "trigger": "job", "body": {"scale": 10}}
+    status = json.loads(status_file.read_text())  # valid JSON: NaN is written as "NaN"
+    assert status["metrics"] == {"accuracy": [0.5, 0.75], "loss": "NaN"}
+    assert status["consumed"] == [key]
+    assert open_store(store_uri).get_run("default", status["id"]) == status
 
 
 @pytest.mark.parametrize(
@@ -161,6 +175,12 @@ def test_a_digitalhub_function_runs_with_only_its_import_changed(
     [
         ("def h(): raise ValueError('bad row 7')", (), ExitCode.HANDLER_FAILED,
          "the handler raised ValueError: bad row 7"),
+        ("import sys\ndef h(): sys.exit(0)", (), ExitCode.HANDLER_FAILED,
+         "the handler raised SystemExit: it called sys.exit(0) instead of returning"),
+        ("def h(): raise KeyboardInterrupt", (), ExitCode.HANDLER_FAILED,
+         "the handler raised KeyboardInterrupt"),
+        ("import pandas\ndef h(): return pandas.DataFrame({'a': [1, 'x']})", (),
+         ExitCode.HANDLER_FAILED, "output 'output_0': a DataFrame cannot be kept: ArrowInvalid:"),
         ("def h(data): return 1", ("--inputs", '{"data": "store://default/dataitem/table/none"}'),
          ExitCode.BAD_INPUT, "inputs.data: 'store://default/dataitem/table/none': no dataitem"),
         ("def h(data): return 1", ("--inputs", '{"data": "table1"}'),
@@ -168,8 +188,21 @@ def test_a_digitalhub_function_runs_with_only_its_import_changed(
         ("def h(): return 1", ("--parameters", '{"speed": 3}'),
          ExitCode.BAD_INPUT, "handler does not accept 'speed'"),
         ("def h(needed): return 1", (), ExitCode.BAD_INPUT, "'needed' get no value"),
+        ("def h(data): return 1", ("--parameters", '{"data": 1}', "--inputs",
+         '{"data": "store://default/dataitem/table/t"}'), ExitCode.BAD_INPUT,
+         "inputs.data: 'data' is both an input and a parameter: give it once"),
+        ("def h(project): return 1", ("--parameters", '{"project": "x"}'), ExitCode.BAD_INPUT,
+         "parameters.project: 'project' is reserved for the runtime"),
+        ("def h(**kw): return 1", ("--inputs", '{"run": "store://default/dataitem/table/t"}'),
+         ExitCode.BAD_INPUT, "inputs.run: 'run' is reserved for the runtime"),
+        ("from wrapper import handler\n@handler(outputs=['my data'])\n"
+         "def h(): raise ValueError('ran')", (), ExitCode.BAD_INPUT,
+         "@handler(outputs=...): output 0: name 'my data' is not a name"),
         ("def init(context): raise OSError('no gpu')\ndef h(): return 1",
          ("--init-function", "init"), ExitCode.INIT_FAILED, "init function raised OSError: no gpu"),
+        ("import sys\ndef init(context): sys.exit(3)\ndef h(): return 1",
+         ("--init-function", "init"), ExitCode.INIT_FAILED,
+         "init function raised SystemExit"),
         ("import nowhere_to_be_found\ndef h(): return 1", (), ExitCode.SOURCE_FAILED,
          "nowhere_to_be_found"),
         ("def h(): return object()", (), ExitCode.HANDLER_FAILED,
@@ -180,7 +213,7 @@ def test_a_digitalhub_function_runs_with_only_its_import_changed(
 )  # fmt: skip
 def test_each_error_has_its_exit_code_state_and_message(
     tmp_path: Path,
-    store_root: Path,
+    store_uri: str,
     code: str,
     extra: tuple[str, ...],
     exit_code: int,
@@ -190,69 +223,167 @@ def test_each_error_has_its_exit_code_state_and_message(
     status_file = tmp_path / "status.json"
     result = job(
         "--code-src", "f.py", "--handler", "f:h", "--status-file", str(status_file), *extra,
-        cwd=tmp_path, store=store_root,
+        cwd=tmp_path, store=store_uri,
     )  # fmt: skip
     stderr = result.stderr.decode()
     assert result.returncode == exit_code, stderr
     assert message in stderr
-    if status_file.exists():  # errors found before the run started write no status
-        status = json.loads(status_file.read_text())
-        assert status["state"] == "ERROR" and message in status["message"]
-    else:
-        assert exit_code == ExitCode.BAD_INPUT
     assert PYTHON_TRACEBACK not in stderr  # the user's frames only, as "Traceback (user code)"
+    # the run exists once the spec is valid: every error after that is a final ERROR status,
+    # in the store and in the status file (only an invalid spec or flag writes none)
+    status = json.loads(status_file.read_text())
+    assert status["state"] == "ERROR" and message in status["message"] and status["finished"]
+    assert summary(result)["state"] == "ERROR"
+    assert open_store(store_uri).get_run("default", status["id"]) == status
 
 
-def test_sigterm_stops_the_handler_and_records_stopped(tmp_path: Path, store_root: Path) -> None:
+def test_an_invalid_spec_writes_no_status(tmp_path: Path, store_root: Path) -> None:
+    status_file = tmp_path / "status.json"
+    result = job(
+        "--code-src", "f.py", "--python-version", "PYTHON2_7", "--status-file", str(status_file),
+        cwd=tmp_path, store=store_root,
+    )  # fmt: skip
+    assert result.returncode == ExitCode.BAD_INPUT
+    assert "python_version" in result.stderr.decode() and not status_file.exists()
+
+
+BREAKS_THE_STORE = """
+import shutil
+from pathlib import Path
+
+def h(root):
+    shutil.rmtree(Path(root, "tmp"))
+    Path(root, "tmp").write_text("not a folder")  # no content or run document can be written
+    return b"lost"
+"""
+
+
+def test_a_store_that_fails_keeping_outputs_is_an_error_naming_the_output(
+    tmp_path: Path, store_root: Path
+) -> None:
+    (tmp_path / "b.py").write_text(BREAKS_THE_STORE)
+    status_file = tmp_path / "status.json"
+    result = job(
+        "--code-src", "b.py", "--handler", "b:h", "--status-file", str(status_file),
+        "--parameters", json.dumps({"root": str(store_root)}),
+        cwd=tmp_path, store=store_root,
+    )  # fmt: skip
+    stderr = result.stderr.decode()
+    assert result.returncode == ExitCode.HANDLER_FAILED, stderr
+    assert "output 'output_0': store " in stderr and "cannot write" in stderr
+    assert "the final status was not kept" in stderr and PYTHON_TRACEBACK not in stderr
+    status = json.loads(status_file.read_text())  # the status file has it all the same
+    assert status["state"] == "ERROR" and status["message"].startswith("output 'output_0': ")
+
+
+def test_a_store_that_fails_before_the_run_is_exit_2(
+    tmp_path: Path, s3_server: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_aws_at(s3_server[0], monkeypatch, tmp_path)
+    (tmp_path / "f.py").write_text("def h():\n    raise ValueError('ran')\n")
+    status_file = tmp_path / "status.json"
+    store = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x"
+    result = job(
+        "--code-src", "f.py", "--handler", "f:h", "--status-file", str(status_file),
+        cwd=tmp_path, store=store,
+    )  # fmt: skip
+    stderr = result.stderr.decode()
+    assert result.returncode == ExitCode.BAD_INPUT, stderr
+    assert f"S3 store: cannot write {store}/runs/default/" in stderr and "no such bucket" in stderr
+    assert "ran" not in stderr and PYTHON_TRACEBACK not in stderr
+    status = json.loads(status_file.read_text())
+    assert status["state"] == "ERROR" and "no such bucket" in status["message"]
+
+
+def test_a_status_file_left_partial_by_a_killed_run_is_removed(
+    tmp_path: Path, store_root: Path
+) -> None:
+    (tmp_path / "f.py").write_text("def h():\n    return 1\n")
+    left = tmp_path / ".status.json.4242.0badcafe.part"
+    left.write_text('{"state": "RUNN')
+    result = job(
+        "--code-src", "f.py", "--handler", "f:h", "--status-file", "status.json",
+        cwd=tmp_path, store=store_root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    assert not left.exists() and json.loads((tmp_path / "status.json").read_text())["results"]
+
+
+@pytest.mark.parametrize(
+    ("number", "exit_code"), [(signal.SIGTERM, ExitCode.STOPPED), (signal.SIGINT, 130)]
+)
+def test_a_signal_stops_the_handler_and_records_stopped(
+    tmp_path: Path, store_uri: str, number: int, exit_code: int
+) -> None:
     (tmp_path / "slow.py").write_text(
         "import time\ndef h():\n    print('started', flush=True)\n    time.sleep(60)\n"
     )
     status_file = tmp_path / "status.json"
     job_command = command(
-        store_root, "--code-src", "slow.py", "--handler", "slow:h",
+        store_uri, "--code-src", "slow.py", "--handler", "slow:h",
         "--status-file", str(status_file),
     )  # fmt: skip
     process = subprocess.Popen(job_command, cwd=tmp_path, stdout=subprocess.PIPE)
     assert process.stdout is not None
     assert process.stdout.readline() == b"started\n"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == ExitCode.STOPPED
+    process.send_signal(number)
+    assert process.wait(30) == exit_code
     process.stdout.close()
     status = json.loads(status_file.read_text())
-    assert status["state"] == "STOPPED" and status["finished"]
+    name = signal.Signals(number).name
+    assert status["state"] == "STOPPED" and status["message"] == f"stopped by {name}"
+    assert status["finished"] and open_store(store_uri).get_run("default", status["id"]) == status
 
 
 BIG_OUTPUT = """
-import time
-def h():
+def h(size):
     print('writing', flush=True)
-    return b'x' * (256 * 1024 * 1024)
+    return b'x' * size
 """
 
 
+def partial_writes(store_uri: str) -> list[str]:
+    """What a writer has begun and not finished: files in the local store's tmp/ and run
+    folders, or the S3 store's unfinished multipart uploads."""
+    if store_uri.startswith("s3://"):
+        from wrapper.entities.s3store import s3_client
+
+        uploads = s3_client().list_multipart_uploads(Bucket=store_uri[5:].split("/")[0])
+        return [upload["Key"] for upload in uploads.get("Uploads", [])]
+    root = Path(store_uri)
+    return [str(p) for p in [*root.glob("tmp/*"), *root.glob("runs/*/.*")]]
+
+
 def test_a_job_killed_while_writing_leaves_no_partial_output_or_status(
-    tmp_path: Path, store_root: Path
+    tmp_path: Path, store_uri: str
 ) -> None:
     (tmp_path / "big.py").write_text(BIG_OUTPUT)
     status_file = tmp_path / "status.json"
+    size = (64 if store_uri.startswith("s3://") else 256) * 1024 * 1024
     job_command = command(
-        store_root, "--code-src", "big.py", "--handler", "big:h",
-        "--status-file", str(status_file),
+        store_uri, "--code-src", "big.py", "--handler", "big:h",
+        "--status-file", str(status_file), "--parameters", json.dumps({"size": size}),
     )  # fmt: skip
     process = subprocess.Popen(job_command, cwd=tmp_path, stdout=subprocess.PIPE)
     assert process.stdout is not None
     assert process.stdout.readline() == b"writing\n"
-    partial = store_root / "tmp"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(partial.glob("*")):
-        time.sleep(0.005)  # until the output's content is being written
+    while not partial_writes(store_uri) and process.poll() is None:
+        assert time.monotonic() < deadline, "the output's content was never being written"
+        time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
-    process.wait(30)
+    assert process.wait(30) == -signal.SIGKILL  # killed mid-write, not finished before
     process.stdout.close()
-    store = open_store(str(store_root))
+    store = open_store(store_uri)
     assert store.versions("default", "artifact") == []
     status = json.loads(status_file.read_text())  # whole: the RUNNING document
     assert status["state"] == "RUNNING"
+    assert store.get_run("default", status["id"]) == status
+    assert not list(tmp_path.glob(".status.json.*"))
+    if not store_uri.startswith("s3://"):
+        assert [p.name for p in Path(store_uri, "runs", "default").iterdir()] == [
+            f"{status['id']}.json"
+        ]
 
 
 def test_eight_jobs_write_to_one_store_at_once(tmp_path: Path, store_root: Path) -> None:
@@ -298,6 +429,24 @@ def test_the_store_command_registers_and_reads_back(tmp_path: Path, store_root: 
     assert missing.returncode == ExitCode.BAD_INPUT
     assert "'nope' is a name: say its --type" in missing.stderr.decode()
     assert os.listdir(store_root)
+
+
+def test_the_store_command_keeps_a_model_folder(tmp_path: Path, store_root: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    fn_wrapper = [sys.executable, "-m", "wrapper", "store"]
+    put = subprocess.run(
+        [*fn_wrapper, "put", "model", "--type", "model", "--store", str(store_root)],
+        cwd=tmp_path, capture_output=True,
+    )  # fmt: skip
+    assert put.returncode == 0, put.stderr.decode()
+    key = put.stdout.decode().strip()
+    assert key.startswith("store://default/model/model/model:")
+    subprocess.run(
+        [*fn_wrapper, "get", key, "--store", str(store_root), "--output", str(tmp_path / "back")],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert (tmp_path / "back" / "config.json").read_text() == "{}"
 
 
 def test_the_project_comes_from_the_flag_else_the_spec(tmp_path: Path, store_root: Path) -> None:

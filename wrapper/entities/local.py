@@ -131,7 +131,7 @@ class LocalStore(Store):
             raise StoreError(f"store {self.uri}: a run document's {fault}")
         path = self._confined("runs", str(project), f"{run_id}.json")
         text = json.dumps(document, indent=1).encode()
-        self._replace_atomically(path, path.parent, lambda out: out.write(text))
+        self._replace_atomically(path, self._tmp, lambda out: out.write(text))
 
     def get_run(self, project: str, run_id: str) -> dict[str, Any]:
         missing = EntityNotFound(f"no run {run_id!r} in project {project!r} (store {self.uri})")

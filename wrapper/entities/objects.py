@@ -8,6 +8,7 @@ and only `as_df()` reads a whole dataitem, into a pandas DataFrame.
 from __future__ import annotations
 
 import importlib
+import os
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Optional, Union
@@ -76,25 +77,33 @@ class Entity:
             return self.store.open(self.record)
         return open_remote(self.path)
 
+    @property
+    def is_folder(self) -> bool:
+        """Whether the content is a folder (kept as one zip, unpacked by download())."""
+        return self.spec.get("archive") == "zip"
+
     def download(self, destination: Union[str, Path, None] = None, overwrite: bool = False) -> str:
         """Write the content to `destination` (a file, or a folder to put it in; default the
-        working folder) whole or not at all; the file's path."""
+        working folder) whole or not at all; the file's path (a folder's, for a folder)."""
         target = Path(destination) if destination is not None else Path.cwd()
         if target.is_dir():
-            target = target / self.filename
+            target = target / (self.name if self.is_folder else self.filename)
         if target.exists() and not overwrite:
             raise StoreError(f"{target} exists: pass overwrite=True to replace it")
+        if self.is_folder:
+            _unpack(self, target)
+            return str(target)
         with self.open() as stream:
             write_file(target, stream, f"download {self.key}", self.record.size)
         return str(target)
 
     def as_file(self) -> str:
         """A local file with the content: the store's own file when it keeps one, else a
-        download into a temporary folder (once per object)."""
+        download into a temporary folder (once per object, removed when the process exits)."""
         if self._local is None:
-            held = self.store.local_file(self.record) if self.record.sha256 else None
-            folder = None if held else tempfile.mkdtemp(prefix="fn-wrapper-entity-")
-            self._local = str(held) if held else self.download(folder)
+            keeps = self.record.sha256 and not self.is_folder
+            held = self.store.local_file(self.record) if keeps else None
+            self._local = str(held) if held else self.download(_temporary_folder())
         return self._local
 
     def __repr__(self) -> str:
@@ -105,20 +114,24 @@ class DataItem(Entity):
     """Data, usually a table: `as_df()` reads it into a pandas DataFrame."""
 
     def as_df(
-        self, file_format: Optional[str] = None, engine: Optional[str] = None, **options: Any
+        self, file_format: Optional[str] = None, engine: Optional[str] = "pandas", **options: Any
     ) -> Any:
-        """The dataitem as a DataFrame (CSV or Parquet); `options` go to pandas' reader."""
+        """The dataitem as a DataFrame (CSV or Parquet); `engine` is the DataFrame library
+        (DigitalHub's argument: only pandas here); `options` go to pandas' reader."""
+        if engine not in (None, "pandas"):
+            raise SpecError(f"{self.key}: as_df(engine={engine!r}): only 'pandas' is supported")
         pandas = _pandas(self.key)
         form = (file_format or self.spec.get("format") or self._format()).lower()
-        if engine is not None:
-            options["engine"] = engine
         if form == "csv":
             if Path(self.filename).suffix == ".tsv":
                 options.setdefault("sep", "\t")
             with self.open() as stream:
                 return pandas.read_csv(stream, **options)
         if form == "parquet":
-            return pandas.read_parquet(self.as_file(), **options)
+            if self._local or (self.record.sha256 and self.store.local_file(self.record)):
+                return pandas.read_parquet(self.as_file(), **options)
+            with tempfile.TemporaryDirectory(prefix="fn-wrapper-entity-") as folder:
+                return pandas.read_parquet(self.download(folder), **options)  # a seekable file
         raise SpecError(f"{self.key}: cannot read format {form!r} as a DataFrame (csv, parquet)")
 
     def _format(self) -> str:
@@ -150,6 +163,53 @@ CLASSES: dict[str, type[Entity]] = {"dataitem": DataItem, "artifact": Artifact, 
 def entity_object(record: EntityRecord, store: Store) -> Entity:
     """The object for one version, by its entity type."""
     return CLASSES[record.entity_type](record, store)
+
+
+def _unpack(entity: Entity, target: Path) -> None:
+    """A folder entity's zip unpacked into `target`, whole or not at all (a temporary folder
+    beside it, renamed; member names that leave it are refused)."""
+    import shutil
+    import zipfile
+
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        with entity.open() as stream:
+            write_file(work / "content.zip", stream, f"download {entity.key}", entity.record.size)
+        with zipfile.ZipFile(work / "content.zip") as packed:
+            for member in packed.namelist():
+                path = PurePosixPath(member)
+                if path.is_absolute() or ".." in path.parts:
+                    raise StoreError(f"{entity.key}: the folder holds an unsafe name {member!r}")
+            packed.extractall(work / "folder")
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        (work / "folder").mkdir(exist_ok=True)  # an empty folder has no members
+        os.replace(work / "folder", target)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise StoreError(f"{entity.key}: cannot unpack into {target}: {exc}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _temporary_folder() -> str:
+    """A new temporary folder, removed (with what is in it) when the process exits."""
+    folder = tempfile.mkdtemp(prefix="fn-wrapper-entity-")
+    if not _TEMPORARY:
+        import atexit
+
+        atexit.register(_remove_temporaries)
+    _TEMPORARY.append(folder)
+    return folder
+
+
+def _remove_temporaries() -> None:
+    import shutil
+
+    while _TEMPORARY:
+        shutil.rmtree(_TEMPORARY.pop(), ignore_errors=True)
+
+
+_TEMPORARY: list[str] = []
 
 
 def _pandas(key: str) -> Any:

@@ -10,6 +10,7 @@ import io
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, BinaryIO, Optional, Union
 
 from wrapper.entities.keys import check_names
@@ -22,8 +23,9 @@ Source = Union[str, Path]
 
 
 class Run:
-    """The current run: its id and project, what it was asked to do, and its lineage (the
-    keys of the versions it consumed and produced, in order, each once)."""
+    """The current run: its id and project, what it was asked to do, its lineage (the keys
+    of the versions it consumed and produced, in order, each once), its metrics and its
+    status so far."""
 
     def __init__(
         self,
@@ -40,6 +42,16 @@ class Run:
         self.spec = dict(spec or {})
         self.consumed: list[str] = []
         self.produced: list[str] = []
+        self.metrics: dict[str, Any] = {}
+        self.document: dict[str, Any] = {"id": self.id, "project": project, "state": "RUNNING"}
+        """The status document (the job door's RunStatus keeps it current)."""
+
+    @property
+    def status(self) -> SimpleNamespace:
+        """The status so far, a copy: `state`, `message`, `results`, `outputs`, `metrics`…"""
+        import copy
+
+        return SimpleNamespace(**copy.deepcopy({**self.document, **self.lineage()}))
 
     def consume(self, entity: Entity) -> None:
         if entity.key not in self.consumed:
@@ -48,6 +60,39 @@ class Run:
     def produce(self, entity: Entity) -> None:
         if entity.key not in self.produced:
             self.produced.append(entity.key)
+
+    def log_metric(
+        self, key: str, value: Any, overwrite: bool = False, single_value: bool = False
+    ) -> None:
+        """Record a metric (DigitalHub's call): each value is appended to the metric's list,
+        or it is the metric's only value with `single_value`; `overwrite` starts afresh. The
+        status document keeps `metrics` at its next write."""
+        if not isinstance(key, str) or not key:
+            raise SpecError(f"log_metric: the key must be a non-empty string, not {key!r}")
+        if not isinstance(value, (int, float, bool, str, list)) and value is not None:
+            raise SpecError(
+                f"log_metric({key!r}): a {type(value).__name__} is not a metric value "
+                "(a number, a string, a bool, None or a list of them)"
+            )
+        if single_value:
+            self.metrics[key] = value
+        elif overwrite or not isinstance(self.metrics.get(key), list):
+            self.metrics[key] = list(value) if isinstance(value, list) else [value]
+        else:
+            self.metrics[key].extend(value if isinstance(value, list) else [value])
+
+    def log_metrics(self, metrics: dict[str, Any], overwrite: bool = False) -> None:
+        """log_metric for each item."""
+        for key, value in metrics.items():
+            self.log_metric(key, value, overwrite)
+
+    def lineage(self) -> dict[str, Any]:
+        """What the run consumed and produced so far, and its metrics (copies)."""
+        return {
+            "consumed": list(self.consumed),
+            "produced": list(self.produced),
+            "metrics": {k: list(v) if isinstance(v, list) else v for k, v in self.metrics.items()},
+        }
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, project={self.project!r})"
@@ -149,6 +194,8 @@ class Project:
             record.spec["path"] = path
             self.store.put(record, None, name)
         else:
+            if source is not None and Path(source).is_dir():
+                record.spec["archive"] = "zip"  # a folder, kept as one zip: download() unpacks
             with _content(source, data, field) as (stream, filename):
                 if filename.endswith((".csv", ".parquet")):
                     record.spec.setdefault("format", filename.rsplit(".", 1)[1])
@@ -163,7 +210,13 @@ class Project:
 def _content(source: Optional[Source], data: Any, field: str) -> Iterator[tuple[BinaryIO, str]]:
     """The stream and file name of what is logged: a local file, bytes, or a DataFrame
     (written to a temporary Parquet file when pyarrow is installed, else CSV)."""
-    if source is not None:
+    if source is not None and Path(source).is_dir():
+        with tempfile.TemporaryDirectory(prefix="fn-wrapper-folder-") as folder:
+            archive = Path(folder, f"{Path(source).name or 'folder'}.zip")
+            _zip_folder(Path(source), archive)
+            with _opened(archive, field) as stream:
+                yield stream, archive.name
+    elif source is not None:
         with _opened(Path(source), field) as stream:
             yield stream, Path(source).name
     elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -175,6 +228,16 @@ def _content(source: Optional[Source], data: Any, field: str) -> Iterator[tuple[
                 yield stream, path.name
     else:
         raise SpecError(f"{field}: data must be bytes or a DataFrame, not {type(data).__name__}")
+
+
+def _zip_folder(folder: Path, archive: Path) -> None:
+    """The files under `folder` (paths relative to it; links followed) into `archive`."""
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as packed:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                packed.write(path, path.relative_to(folder).as_posix())
 
 
 def _opened(path: Path, field: str) -> BinaryIO:

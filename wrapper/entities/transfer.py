@@ -3,6 +3,7 @@ at all (a temporary name in the same folder, fsync, then rename)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -82,3 +83,16 @@ def write_file(path: Path, source: BinaryIO, label: str, total: Optional[int] = 
         if partial.exists():
             partial.unlink()
     return copied
+
+
+def remove_partials(path: Path) -> None:
+    """Remove the partial files write_file left for `path` in a process killed mid-write."""
+    prefix = f".{path.name}."
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:  # no folder yet: nothing left there
+        return
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.name.endswith(".part"):
+            with contextlib.suppress(OSError):  # another process removed it first
+                os.unlink(entry.path)

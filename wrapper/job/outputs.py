@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
+from wrapper.entities.keys import name_fault
 from wrapper.entities.objects import Entity
 from wrapper.entities.project import Project, is_dataframe
-from wrapper.errors import ExitCode, WrapperError
+from wrapper.errors import ExitCode, SpecError, WrapperError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,14 +31,26 @@ def handler(outputs: Optional[list[str]] = None) -> Callable[[F], F]:
     function written for the DigitalHub python runtime needs only its import changed."""
 
     def declare(func: F) -> F:
-        setattr(func, OUTPUTS_ATTRIBUTE, list(outputs or []))
+        setattr(func, OUTPUTS_ATTRIBUTE, outputs)
         return func
 
     return declare
 
 
 def declared_names(func: Any) -> list[str]:
-    return list(getattr(func, OUTPUTS_ATTRIBUTE, None) or [])
+    """The output names `func` declares, checked before it runs: each a name of the key
+    grammar (it may name an entity), each once (SpecError otherwise)."""
+    names = getattr(func, OUTPUTS_ATTRIBUTE, None) or []
+    field = "@handler(outputs=...)"
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise SpecError(f"{field}: expected a list of names, got {names!r}")
+    for index, name in enumerate(names):
+        fault = name_fault(name=name)
+        if fault:
+            raise SpecError(f"{field}: output {index}: {fault}")
+        if name in names[:index]:
+            raise SpecError(f"{field}: output {name!r} is declared twice")
+    return list(names)
 
 
 def collect(
@@ -57,12 +70,27 @@ def collect(
     outputs: dict[str, str] = {}
     for index, item in enumerate(values):
         name = names[index] if index < len(names) else f"output_{index}"
-        entity = _entity(item, name, project)
+        entity = _kept(item, name, project)
         if entity is not None:
             outputs[name] = entity.key
         else:
             results[name] = item
     return results, outputs
+
+
+def _kept(item: Any, name: str, project: Project) -> Optional[Entity]:
+    """_entity, its failures (a DataFrame that cannot be written, a store that fails) one
+    OutputError naming the output."""
+    try:
+        return _entity(item, name, project)
+    except OutputError:
+        raise
+    except WrapperError as exc:
+        raise OutputError(f"output {name!r}: {exc.message}") from None
+    except Exception as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        what = type(item).__name__
+        raise OutputError(f"output {name!r}: a {what} cannot be kept: {reason}") from None
 
 
 def _entity(item: Any, name: str, project: Project) -> Optional[Entity]:

@@ -1,34 +1,56 @@
 """One job run: inputs resolved, the handler called once, its value kept, the status written.
 
-Every way out is a state and an exit code (DESIGN §5): COMPLETED 0; ERROR 1 when the handler
-(or keeping its value) failed, 2 for a bad argument or input, 3 for the source, 4 for init;
-STOPPED 143 on SIGTERM, which interrupts the handler where it is (also as PID 1 in a
-container, where SIGTERM does nothing unless a handler is installed).
+Every way out is a final state and an exit code (DESIGN §5): COMPLETED 0; ERROR 1 when the
+handler (or keeping its value) failed, also by `sys.exit()` or KeyboardInterrupt; 2 for a bad
+argument, input or store before the handler runs, 3 for the source, 4 for init, 5 for a bug
+of the runtime; STOPPED 143 on SIGTERM and 130 on SIGINT, which interrupt the handler where it
+is (also as PID 1 in a container, where SIGTERM does nothing unless a handler is installed).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from wrapper.entities.keys import EntityKey
 from wrapper.entities.objects import Entity, entity_object
 from wrapper.entities.project import Project, Run
 from wrapper.entities.store import Store
-from wrapper.errors import ExitCode, WrapperError
+from wrapper.errors import ExitCode, SpecError, WrapperError
 from wrapper.job.outputs import collect, declared_names
 from wrapper.job.status import RunStatus
 from wrapper.plan import FunctionPlan
 
 log = logging.getLogger("wrapper.job")
 
+RESERVED = ("context", "event", "project", "run")
+"""Handler argument names the runtime fills: no parameter or input may take them."""
+
+SIGINT_EXIT = 130
+"""The exit code of a run stopped by SIGINT (Ctrl-C), as shells report it."""
+
 
 class Stopped(BaseException):
-    """SIGTERM: the run stops where it is (a BaseException, so handlers' `except
+    """SIGTERM or SIGINT: the run stops where it is (a BaseException, so handlers' `except
     Exception` blocks do not swallow it)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(number)
+        self.name = signal.Signals(number).name
+        self.code = ExitCode.STOPPED if number == signal.SIGTERM else SIGINT_EXIT
+
+
+class Outcome(NamedTuple):
+    """How a run ended: its final state, exit code, message and the fields it keeps."""
+
+    state: str
+    code: int
+    message: str = ""
+    fields: Mapping[str, Any] = {}
 
 
 def run_job(
@@ -39,34 +61,45 @@ def run_job(
     status_file: Optional[Path] = None,
     source_settings: Any = None,
 ) -> tuple[int, RunStatus]:
-    """Run `plan` once; the exit code and the final status."""
+    """Run `plan` once; the exit code and the final status (always written: a run never
+    ends RUNNING unless the process is killed)."""
     run = Run(project_name, run_id, plan.name, "job", {"parameters": plan.parameters})
     project = Project(project_name, store, run)
     status = RunStatus(run, store, status_file)
-    previous = signal.signal(signal.SIGTERM, _stop)
+    previous = {number: signal.signal(number, _stop) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
-        status.set("RUNNING", inputs=dict(plan.inputs))
-        code = _execute(plan, project, status, source_settings)
-    except Stopped:
-        log.warning("stopped by SIGTERM")
-        status.set("STOPPED", "stopped by SIGTERM")
-        code = ExitCode.STOPPED
+        try:
+            status.set("RUNNING", inputs=dict(plan.inputs))
+            outcome = _execute(plan, project, source_settings)
+        except Stopped as stop:
+            log.warning("stopped by %s", stop.name)
+            outcome = Outcome("STOPPED", stop.code, f"stopped by {stop.name}")
+        except WrapperError as exc:  # the store refused the RUNNING status: nothing ran
+            outcome = _failed(exc.message, exc.exit_code, exc.details)
+        except BaseException as exc:
+            outcome = _internal(exc)
+        for number in previous:  # the final status is written whatever signal comes now
+            signal.signal(number, signal.SIG_IGN)
+        return _finish(status, outcome), status
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    return int(code), status
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _stop(number: int, frame: Any) -> None:
-    raise Stopped()
+    raise Stopped(number)
 
 
-def _execute(plan: FunctionPlan, project: Project, status: RunStatus, settings: Any) -> int:
+def _execute(plan: FunctionPlan, project: Project, settings: Any) -> Outcome:
+    """Prepare, call and keep; the outcome (a signal and bugs propagate)."""
     from wrapper.context import make_context
+    from wrapper.events import make_event
     from wrapper.loader import user_traceback
     from wrapper.prepare import prepare_function
 
     run = project.run
     try:
+        check_argument_names(plan.parameters, plan.inputs)
         inputs = resolve_inputs(plan.inputs, project)
         context = make_context(trigger_kind="job")
         context.project, context.run = project, run
@@ -78,24 +111,52 @@ def _execute(plan: FunctionPlan, project: Project, status: RunStatus, settings: 
             reserved={"project": project, "run": run},
             context=context,
         )
+        names = declared_names(function.handler)
         function.start()
     except WrapperError as exc:
-        return _failed(status, exc.message, exc.exit_code, exc.details)
+        return _failed(exc.message, exc.exit_code, exc.details)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        message = f"init function raised {_raised(exc)}"
+        return _failed(message, ExitCode.INIT_FAILED, user_traceback(exc))
+    body = json.dumps(plan.parameters, default=str).encode()
+    event = make_event(
+        body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+        trigger_kind="job",
+        request_id=run.id if run is not None else None,
+    )
     try:
-        value = function.call(None)
+        value = function.call(event)
         if function.is_async:
             import asyncio
 
             value = asyncio.run(_awaited(value))
-    except Exception as exc:
-        message = f"the handler raised {type(exc).__name__}: {exc}"
-        return _failed(status, message, ExitCode.HANDLER_FAILED, user_traceback(exc))
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        message = f"the handler raised {_raised(exc)}"
+        return _failed(message, ExitCode.HANDLER_FAILED, user_traceback(exc))
     try:
-        results, outputs = collect(value, declared_names(function.handler), project)
+        results, outputs = collect(value, names, project)
     except WrapperError as exc:
-        return _failed(status, exc.message, ExitCode.HANDLER_FAILED, exc.details)
-    status.set("COMPLETED", results=results, outputs=outputs)
-    return ExitCode.COMPLETED
+        return _failed(exc.message, ExitCode.HANDLER_FAILED, exc.details)
+    return Outcome("COMPLETED", ExitCode.COMPLETED, fields={"results": results, "outputs": outputs})
+
+
+def check_argument_names(parameters: Mapping[str, Any], inputs: Mapping[str, str]) -> None:
+    """A parameter or input may not take a reserved name, nor an input's and a parameter's
+    name be the same (one would be lost)."""
+    for field, names in (("parameters", parameters), ("inputs", inputs)):
+        taken = sorted(set(names) & set(RESERVED))
+        if taken:
+            raise SpecError(
+                f"{field}.{taken[0]}: {taken[0]!r} is reserved for the runtime "
+                f"({', '.join(RESERVED)}): rename the argument"
+            )
+    both = sorted(set(parameters) & set(inputs))
+    if both:
+        raise SpecError(
+            f"inputs.{both[0]}: {both[0]!r} is both an input and a parameter: give it once"
+        )
 
 
 def resolve_inputs(inputs: Mapping[str, str], project: Project) -> dict[str, Entity]:
@@ -112,10 +173,44 @@ def resolve_inputs(inputs: Mapping[str, str], project: Project) -> dict[str, Ent
     return objects
 
 
-def _failed(status: RunStatus, message: str, code: int, details: Optional[str]) -> int:
+def _raised(exc: BaseException) -> str:
+    """What a handler or init raised, in words (sys.exit() says how it exited)."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: it called sys.exit({exc.code!r}) instead of returning"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _failed(message: str, code: int, details: Optional[str]) -> Outcome:
     log.error("%s", message, extra={"with": {"traceback": details}} if details else None)
-    status.set("ERROR", message)
-    return code
+    return Outcome("ERROR", code, message)
+
+
+def _internal(exc: BaseException) -> Outcome:
+    """A bug of the runtime: one line, the whole traceback as a log field to report."""
+    import traceback
+
+    message = f"internal error (a bug in fn-wrapper: please report it): {_raised(exc)}"
+    return _failed(
+        message,
+        ExitCode.INTERNAL_ERROR,
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
+
+
+def _finish(status: RunStatus, outcome: Outcome) -> int:
+    """Write the final status; a store that refuses it fails the run (the status file, when
+    asked for, still gets it)."""
+    try:
+        status.set(outcome.state, outcome.message, **outcome.fields)
+    except WrapperError as exc:
+        message = f"the final status was not kept: {exc.message}"
+        log.error("%s", message)
+        if outcome.state == "COMPLETED":
+            return _finish(status, Outcome("ERROR", ExitCode.HANDLER_FAILED, message))
+        return outcome.code
+    except Exception as exc:
+        return _finish(status, _internal(exc)) if outcome.state != "ERROR" else outcome.code
+    return outcome.code
 
 
 async def _awaited(value: Any) -> Any:

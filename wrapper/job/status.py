@@ -6,18 +6,22 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any, Optional
 
 from wrapper.entities.project import Run
 from wrapper.entities.store import Store
-from wrapper.entities.transfer import write_file
+from wrapper.entities.transfer import remove_partials, write_file
 
 STATES = ("RUNNING", "COMPLETED", "ERROR", "STOPPED")
+NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+"""How a non-finite float is written (JSON has no such number); NaN is "NaN"."""
 
 
 class RunStatus:
-    """The status of one run, as the store and the status file show it."""
+    """The status of one run, as the store and the status file show it. The run's `status`
+    is this document (with its metrics so far)."""
 
     def __init__(self, run: Run, store: Store, status_file: Optional[Path] = None) -> None:
         self.run, self.store, self.status_file = run, store, status_file
@@ -33,9 +37,13 @@ class RunStatus:
             "outputs": {},
             "inputs": {},
             "message": "",
+            "metrics": {},
             "consumed": [],
             "produced": [],
         }
+        run.document = self.document
+        if status_file is not None:  # a killed run's partial file: the file is this run's now
+            remove_partials(status_file)
 
     @property
     def state(self) -> Optional[str]:
@@ -44,18 +52,32 @@ class RunStatus:
     def set(self, state: str, message: str = "", **fields: Any) -> None:
         """Move to `state` (with fields such as results, outputs, inputs) and write."""
         assert state in STATES, state
-        self.document.update(fields, state=state, message=message)
-        self.document["consumed"] = list(self.run.consumed)
-        self.document["produced"] = list(self.run.produced)
+        self.document.update(json_safe(fields), state=state, message=message)
+        self.document.update(json_safe(self.run.lineage()))
         if state != "RUNNING":
             self.document["finished"] = _now()
         self.write()
 
     def write(self) -> None:
-        self.store.put_run(self.document)
-        if self.status_file is not None:
-            data = json.dumps(self.document, indent=2, sort_keys=True).encode() + b"\n"
-            write_file(self.status_file, io.BytesIO(data), "status")
+        """Into the store, and into the status file even when the store fails."""
+        try:
+            self.store.put_run(self.document)
+        finally:
+            if self.status_file is not None:
+                data = json.dumps(self.document, indent=2, sort_keys=True).encode() + b"\n"
+                write_file(self.status_file, io.BytesIO(data), "status")
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float as a string ("NaN", "Infinity", "-Infinity"), so
+    the document stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return NON_FINITE.get(value, "NaN")
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _now() -> str:
