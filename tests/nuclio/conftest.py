@@ -148,11 +148,12 @@ class FakeProcessor:
 
     def _accept(self, listener: socket.socket) -> socket.socket:
         deadline = time.monotonic() + 30
-        while self.process.poll() is None and time.monotonic() < deadline:
-            try:
+        while True:  # accept before looking at the process: a connection made by a wrapper
+            try:  # that exited since (an init failure) waits in the backlog
                 return listener.accept()[0]
             except socket.timeout:
-                continue
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    break
         code = self.process.poll()
         raise AssertionError(f"the wrapper did not connect (exit {code}): {self.output()}")
 
