@@ -4,6 +4,7 @@ builders' command lines."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ from wrapper.errors import ExitCode
 MAIN = "def handler(context, event):\n    return 'hi'\n"
 
 
-def build(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def build(*args: str, cwd: Path, allow_list: str = "") -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "wrapper", "build", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, timeout=120)
+    env = {**os.environ, "FN_WRAPPER_ALLOWED_BASE_IMAGE": allow_list}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=120)
 
 
 def test_a_context_from_a_positional_source_with_the_runs_inputs_recorded(tmp_path: Path) -> None:
@@ -47,8 +49,6 @@ def test_a_context_from_a_positional_source_with_the_runs_inputs_recorded(tmp_pa
     [
         (("--builder", "none"), "--context-dir ctx: not empty"),
         (("--builder", "docker-that-is-not-here"), "invalid choice"),
-        (("--no-build-image", "--base-image", "evil/x:1", "--allowed-base-image", "corp/*"),
-         "base_image 'evil/x:1' is not allowed here (allowed: corp/*"),
         (("--no-build-image", "--python-version", "PYTHON2_7"), "python_version"),
     ],
 )  # fmt: skip
@@ -63,6 +63,29 @@ def test_errors_are_named_before_anything_is_built(
     assert message in result.stderr.decode()
     assert result.stdout == b""
     assert [p.name for p in (tmp_path / "ctx").iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize(
+    ("args", "allow_list", "message"),
+    [
+        ((), '["corp/*"]', "base_image 'evil/x:1' is not allowed here (allowed: corp/*;"
+         " set by the operator in FN_WRAPPER_ALLOWED_BASE_IMAGE)"),
+        (("--allowed-base-image", "*"), '["corp/*"]', "unrecognized arguments"),
+        ((), "corp/*", "FN_WRAPPER_ALLOWED_BASE_IMAGE: 'corp/*' is not a JSON array"),
+    ],
+)  # fmt: skip
+def test_only_the_operators_environment_sets_the_allow_list(
+    tmp_path: Path, args: tuple[str, ...], allow_list: str, message: str
+) -> None:
+    (tmp_path / "hello.py").write_text(MAIN)
+    base = ("hello.py", "--no-build-image", "--context-dir", "ctx", "--base-image", "evil/x:1")
+    result = build(*base, *args, cwd=tmp_path, allow_list=allow_list)
+    assert result.returncode == ExitCode.BAD_INPUT, result.stdout
+    assert message in result.stderr.decode()
+    assert not (tmp_path / "ctx").exists()
+    assert build(*base, *args, cwd=tmp_path, allow_list='["evil/*"]').returncode == (
+        ExitCode.BAD_INPUT if args else 0
+    )
 
 
 def test_the_builders_command_lines(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.build.containerfile import APP, USER, Recipe, render
+from wrapper.build.containerfile import APP, PACKAGES, USER, Recipe, render
 from wrapper.build.runtimes import FOLDER, runtime, runtimes
 from wrapper.errors import SpecError
 from wrapper.spec.models import PythonVersion
@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def instructions(text: str) -> list[str]:
     """The Containerfile's instructions (comment lines dropped)."""
     return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def final_stage(text: str) -> list[str]:
+    """The instructions of the last stage: what the image's layers are made of."""
+    lines = instructions(text.replace("\\\n", " "))
+    starts = [number for number, line in enumerate(lines) if line.startswith("FROM ")]
+    return lines[starts[-1] :]
 
 
 def test_every_supported_python_version_has_a_runtime() -> None:
@@ -54,21 +61,30 @@ def test_a_plain_function_image_per_version(version: str) -> None:
         f"USER {USER}",
     ]
     assert "ENTRYPOINT" not in text and "CMD" not in text  # the base image's CMD stays
+    assert "HEALTHCHECK" not in text  # Kubernetes probes check health
 
 
-def test_requirements_come_from_the_contexts_wheels_and_instructions_run_in_order() -> None:
+def test_requirements_are_installed_in_a_first_stage_under_the_runtime_pins() -> None:
     text = render(
         Recipe("f", "registry.local/base:1", True, ("apt-get update", "  touch /marker  "))
     )
     lines = instructions(text)
-    install = lines.index("COPY wheels/ /tmp/fn-wrapper-wheels/")
-    assert lines[install + 1] == (
-        "RUN python -m pip install --no-index --no-cache-dir --find-links /tmp/fn-wrapper-wheels"
-        " --requirement /tmp/fn-wrapper-wheels/requirements.txt && rm -rf /tmp/fn-wrapper-wheels"
-    )
-    assert lines[install + 2 : install + 4] == ["RUN apt-get update", "RUN touch /marker"]
-    assert lines[-1] == f"USER {USER}"  # root only while installing
-    assert not any(line.startswith(("ARG", "ENV AWS", "ENV GIT")) for line in lines)
+    assert lines[:4] == [
+        "FROM registry.local/base:1 AS requirements",
+        "USER root",
+        "COPY wheels/ /tmp/fn-wrapper-wheels/",
+        "RUN python -m pip install --no-index --no-cache-dir --no-deps"
+        " --find-links /tmp/fn-wrapper-wheels --constraint /tmp/fn-wrapper-wheels/constraints.txt"
+        " --requirement /tmp/fn-wrapper-wheels/requirements.txt --target /opt/function/packages",
+    ]
+    image = final_stage(text)
+    assert image[0] == "FROM registry.local/base:1"
+    assert not any("wheels" in line for line in image)  # no layer ever holds them
+    copied = image.index(f"COPY --from=requirements {PACKAGES}/ {PACKAGES}/")
+    assert f"site.addsitedir(\\'{PACKAGES}\\')" in image[copied + 1]  # after the runtime's
+    assert image[copied + 2 : copied + 4] == ["RUN apt-get update", "RUN touch /marker"]
+    assert image[-1] == f"USER {USER}"  # root only while installing
+    assert not any(line.startswith(("ARG", "ENV AWS", "ENV GIT", "HEALTHCHECK")) for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -96,9 +112,15 @@ def test_values_that_would_break_out_of_their_line_are_refused(
 def test_dockerfile_base_reads_the_runtime_and_keeps_nuclios_cmd_working() -> None:
     text = (ROOT / "Dockerfile.base").read_text()
     lines = instructions(text)
-    assert lines[0] == "ARG PYTHON_IMAGE" and lines[1] == "FROM ${PYTHON_IMAGE}"
+    assert lines[0] == "ARG PYTHON_IMAGE" and lines[1] == "FROM ${PYTHON_IMAGE} AS install"
     assert "COPY runtimes/${RUNTIME}/requirements.txt /tmp/fn-wrapper/constraints.txt" in lines
     assert "--no-index" in text and "/opt/nuclio" not in "\n".join(lines)
+    image = final_stage(text)
+    assert image[:2] == [
+        "FROM ${PYTHON_IMAGE}",
+        "COPY --from=install /opt/fn-wrapper /opt/fn-wrapper",
+    ]
+    assert not any("wheels" in line or "/tmp/fn-wrapper" in line for line in image)
     assert lines[-1] == 'CMD ["fn-wrapper", "serve"]'
     assert not any(line.startswith(("ENTRYPOINT", "HEALTHCHECK")) for line in lines)
     assert "USER 1000:1000" in lines and "useradd --uid 1000" in text

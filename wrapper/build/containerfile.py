@@ -1,10 +1,15 @@
 """The Containerfile of a function image (DESIGN §8).
 
-From the fn-wrapper base image (Dockerfile.base's): the function's requirements installed from
-wheels in the build context (the build needs no package index), the user's instructions, the
-code and its run spec (so the image runs the serve and job doors with no flags), and the base
-image's non-root user and CMD. Nothing secret is written: no ARG, no credential, no task
-settings; every value that goes in is checked to stay on its own line.
+From the fn-wrapper base image (Dockerfile.base's): the function's requirements, the user's
+instructions, the code and its run spec (so the image runs the serve and job doors with no
+flags), and the base image's non-root user and CMD. Nothing secret is written: no ARG, no
+credential, no task settings; every value that goes in is checked to stay on its own line.
+
+Requirements are installed in a first stage from the context's wheels (no package index, the
+runtime's pins as constraints) into their own folder, and only that folder is copied into the
+image: the wheels never reach a layer, whatever the builder (docker and Kaniko keep a layer
+per instruction). A `.pth` file appends the folder to `sys.path` after the base image's
+packages, so no requirement shadows fn-wrapper's own dependencies.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ USER = "1000:1000"
 
 WHEELS = "/tmp/fn-wrapper-wheels"
 
+PACKAGES = f"{APP}/packages"
+"""Where the function's requirements are installed (after the base image's on sys.path)."""
+
+ADD_PACKAGES = (
+    "python -c \"import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'fn-function.pth')"
+    f".write_text('import site; site.addsitedir(\\'{PACKAGES}\\')\\n')\""
+)
+
 
 class Recipe(NamedTuple):
     """What a function image is made of."""
@@ -28,7 +41,7 @@ class Recipe(NamedTuple):
     name: str
     base_image: str
     requirements: bool = False
-    """The context has wheels/ with a requirements.txt to install."""
+    """The context has wheels/ to install (requirements.txt, constraints.txt, the wheels)."""
     instructions: tuple[str, ...] = ()
     """Shell commands run as root after the requirements (task.instructions)."""
 
@@ -41,17 +54,24 @@ def render(recipe: Recipe) -> str:
     lines = [
         f"# The image of function {_one_line('name', recipe.name)}, made by fn-wrapper build:",
         "# change the spec and build again rather than editing this file.",
+    ]
+    if recipe.requirements:
+        lines += [
+            f"FROM {recipe.base_image} AS requirements",
+            "USER root",
+            f"COPY wheels/ {WHEELS}/",
+            f"RUN python -m pip install --no-index --no-cache-dir --no-deps --find-links {WHEELS}"
+            f" --constraint {WHEELS}/constraints.txt --requirement {WHEELS}/requirements.txt"
+            f" --target {PACKAGES}",
+        ]
+    lines += [
         f"FROM {recipe.base_image}",
         "USER root",
         "RUN command -v fn-wrapper >/dev/null || { echo 'the base image has no fn-wrapper:"
         " build one from Dockerfile.base' >&2; exit 1; }",
     ]
     if recipe.requirements:
-        lines += [
-            f"COPY wheels/ {WHEELS}/",
-            f"RUN python -m pip install --no-index --no-cache-dir --find-links {WHEELS}"
-            f" --requirement {WHEELS}/requirements.txt && rm -rf {WHEELS}",
-        ]
+        lines += [f"COPY --from=requirements {PACKAGES}/ {PACKAGES}/", f"RUN {ADD_PACKAGES}"]
     for number, command in enumerate(recipe.instructions):
         lines.append(f"RUN {_instruction(number, command)}")
     lines += [

@@ -5,10 +5,13 @@
     function/run.json      the run spec the image runs with (FN_WRAPPER_SPEC): the function
                            with its code_src pointing at the image's copy, and the run's
                            parameters and init parameters (no inputs, no task settings)
-    wheels/                the requirements' wheels and requirements.txt (when there are any)
+    wheels/                the requirements' wheels the base image lacks, requirements.txt
+                           naming them, the runtime's pins as constraints.txt (when needed)
 
 Nothing else goes in: no credential the source was fetched with (the code_src in run.json is
-the image's local path), no environment, no task secrets.
+the image's local path) or a requirement was written with (wrapper/build/wheels.py), no
+version-control folder, `.env` or ignored file of the source (wrapper/build/ignore.py), no
+environment, no task secrets.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 from wrapper.build.containerfile import APP, Recipe, render
+from wrapper.build.ignore import source_ignore
 from wrapper.build.runtimes import runtime
-from wrapper.build.wheels import download_wheels
+from wrapper.build.wheels import function_wheels
 from wrapper.errors import SpecError
 from wrapper.plan import FunctionPlan
 
@@ -70,7 +74,11 @@ def write_context(plan: BuildPlan, folder: Path, settings: ContextSettings) -> R
         raise SpecError(f"--context-dir {folder}: not empty (a build context needs a new folder)")
     tree = materialise_source(function, settings.source_settings)
     code = folder / "function" / "code"
-    shutil.copytree(tree.root, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if tree.single_file:  # the file only, never the folder around it
+        code.mkdir(parents=True)
+        shutil.copy(tree.root / tree.single_file, code)
+    else:
+        shutil.copytree(tree.root, code, ignore=source_ignore(tree.root))
     local = f"{APP}/code" + (f"/{tree.single_file}" if tree.single_file else "")
     run_spec = {
         "function": {
@@ -84,15 +92,31 @@ def write_context(plan: BuildPlan, folder: Path, settings: ContextSettings) -> R
     }
     (folder / "function" / "run.json").write_text(json.dumps(run_spec, indent=2) + "\n")
     readable(folder / "function")
-    if plan.requirements:
-        wheels = folder / "wheels"
-        wheels.mkdir()
-        listed = wheels / "requirements.txt"
-        listed.write_text("\n".join(plan.requirements) + "\n")
-        download_wheels(listed, wheels, found, settings.wheelhouses, settings.use_index)
-    recipe = Recipe(function.name, base_image, bool(plan.requirements), plan.instructions)
+    pins = function_wheels(
+        plan.requirements, folder / "wheels", found, settings.wheelhouses, settings.use_index
+    )
+    recipe = Recipe(function.name, base_image, bool(pins), plan.instructions)
     (folder / "Containerfile").write_text(render(recipe))
     return recipe
+
+
+ALLOW_LIST = "FN_WRAPPER_ALLOWED_BASE_IMAGE"
+"""The operator's allow-list of base images: an environment setting only, never a flag, so
+whoever asks for a build cannot widen it."""
+
+
+def operator_allow_list(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The base image patterns `ALLOW_LIST` holds (a JSON array of strings); empty: any."""
+    text = environ.get(ALLOW_LIST, "").strip()
+    if not text:
+        return ()
+    try:
+        patterns = json.loads(text)
+    except ValueError:
+        patterns = None
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        raise SpecError(f"{ALLOW_LIST}: {text!r} is not a JSON array of image patterns")
+    return tuple(patterns)
 
 
 def allowed(base_image: str, patterns: Sequence[str]) -> None:
@@ -100,7 +124,7 @@ def allowed(base_image: str, patterns: Sequence[str]) -> None:
     if patterns and not any(fnmatch.fnmatchcase(base_image, p) for p in patterns):
         raise SpecError(
             f"base_image {base_image!r} is not allowed here (allowed: {', '.join(patterns)};"
-            " set by the operator with --allowed-base-image / FN_WRAPPER_ALLOWED_BASE_IMAGE)"
+            f" set by the operator in {ALLOW_LIST})"
         )
 
 

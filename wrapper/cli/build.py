@@ -55,12 +55,6 @@ OPTIONS = (
     ),
     Option("--index", "fetch requirements from the package index too", switch=True, default=True),
     Option(
-        "--allowed-base-image",
-        "an allowed base image pattern, e.g. 'registry.corp/*' (operators; repeat for more)",
-        repeat=True,
-        metavar="PATTERN",
-    ),
-    Option(
         "--inputs",
         "a run's inputs, recorded with the build (they do not change the image)",
         parse=json_object,
@@ -72,7 +66,7 @@ OPTIONS = (
 def run(settings: Settings) -> int:
     """Write the context, build (and push) the image; one JSON summary line on stdout."""
     from wrapper.build.builders import build_image, choose
-    from wrapper.build.context import BuildPlan, ContextSettings, write_context
+    from wrapper.build.context import BuildPlan, ContextSettings, operator_allow_list, write_context
     from wrapper.config import source_settings
     from wrapper.spec.background import validate
 
@@ -97,7 +91,7 @@ def run(settings: Settings) -> int:
             source_settings(settings, os.environ),
             tuple(Path(folder) for folder in settings.wheelhouse or ()),
             bool(settings.index),
-            tuple(settings.allowed_base_image or ()),
+            operator_allow_list(os.environ),
         ),
     )
     if builder == "kaniko":
