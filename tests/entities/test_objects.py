@@ -6,9 +6,11 @@ from __future__ import annotations
 import http.server
 import io
 import logging
+import os
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from wrapper.entities import transfer
 from wrapper.entities.project import Project, Run
+from wrapper.entities.record import EntityRecord
 from wrapper.entities.store import EntityNotFound, StoreError, open_store
 from wrapper.errors import SpecError
 
@@ -214,3 +217,51 @@ def test_a_model_folder_is_kept_whole_and_downloaded_as_a_folder(
     ]  # no temporary left beside it
     local = Path(project.get_model("bert").as_file())
     assert (local / "tokenizer" / "vocab.txt").read_text() == "a\nb\n"
+
+
+def test_a_folder_with_files_from_before_1980_is_kept(project: Project, tmp_path: Path) -> None:
+    source = tmp_path / "old"
+    source.mkdir()
+    (source / "epoch.txt").write_text("1970")
+    os.utime(source / "epoch.txt", (0, 0))  # zip cannot date it: it is dated 1980 instead
+    folder = Path(project.log_model("old", source=source).download(tmp_path / "out"))
+    assert (folder / "epoch.txt").read_text() == "1970"
+
+
+@pytest.mark.parametrize(
+    ("member", "fault"),
+    [("../escape.txt", "escape.txt"), ("/etc/owned", "owned"), ("a/../../up", "up")],
+)
+def test_a_folder_whose_zip_leaves_the_folder_is_refused(
+    project: Project, tmp_path: Path, member: str, fault: str
+) -> None:
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("fine.txt", "ok")
+        archive.writestr(member, "planted")
+    record = EntityRecord("demo", "model", "model", "planted", spec={"archive": "zip"})
+    project.store.put(record, io.BytesIO(packed.getvalue()), "planted.zip")
+    target = tmp_path / "deep" / "out"
+    target.mkdir(parents=True)
+    with pytest.raises(StoreError, match="cannot unpack into"):
+        project.get_model("planted").download(target)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.name in (fault, "fine.txt")) == []
+    assert list(target.iterdir()) == []  # nothing half unpacked, no temporary left
+
+
+def test_a_folder_that_unpacks_past_its_declared_size_is_refused(
+    project: Project, tmp_path: Path
+) -> None:
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("big.bin", b"\x00" * 1_000_000)
+    data = bytearray(packed.getvalue())
+    for header in (b"PK\x03\x04", b"PK\x01\x02"):  # declare 10 bytes where 1 MB inflates
+        at = data.index(header)
+        size_at = at + (22 if header == b"PK\x03\x04" else 24)
+        data[size_at : size_at + 4] = (10).to_bytes(4, "little")
+    record = EntityRecord("demo", "model", "model", "bomb", spec={"archive": "zip"})
+    project.store.put(record, io.BytesIO(bytes(data)), "bomb.zip")
+    with pytest.raises(StoreError, match="cannot unpack into"):
+        project.get_model("bomb").download(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

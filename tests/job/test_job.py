@@ -20,6 +20,8 @@ from tests.moto_s3 import moto_server, point_aws_at
 from wrapper.entities.project import Project
 from wrapper.entities.store import open_store
 from wrapper.errors import ExitCode
+from wrapper.job.runner import Stopped, _Stop
+from wrapper.job.status import json_safe
 
 PYTHON_TRACEBACK = "Traceback (most recent call last)"
 
@@ -205,6 +207,8 @@ def test_a_digitalhub_function_runs_with_only_its_import_changed(
          "init function raised SystemExit"),
         ("import nowhere_to_be_found\ndef h(): return 1", (), ExitCode.SOURCE_FAILED,
          "nowhere_to_be_found"),
+        ("def h(run):\n    run.log_metric('m', [1, {2}])\n    return 1", (),
+         ExitCode.HANDLER_FAILED, "log_metric('m'): a set is not a metric value"),
         ("def h(): return object()", (), ExitCode.HANDLER_FAILED,
          "output 'output_0': a object cannot be kept"),
         ("from wrapper import handler\n@handler(outputs=['a', 'b'])\ndef h(): return 1", (),
@@ -463,3 +467,21 @@ def test_the_project_comes_from_the_flag_else_the_spec(tmp_path: Path, store_roo
     assert summary(from_spec)["results"] == {"output_0": "lib"}, from_spec.stderr.decode()
     from_flag = job("--spec", str(document), "--project", "ops", cwd=tmp_path, store=store_root)
     assert summary(from_flag)["results"] == {"output_0": "ops"}
+
+
+def test_the_status_document_holds_any_value_as_json() -> None:
+    numpy = pytest.importorskip("numpy")
+    value = {1: [numpy.int64(3), numpy.float64("nan"), (1.5, float("-inf"))], "s": {2, 3}.__class__}
+    assert json_safe(value) == {"1": [3, "NaN", [1.5, "-Infinity"]], "s": "<class 'set'>"}
+    assert json.loads(json.dumps(json_safe({"m": [numpy.bool_(True), None]}))) == {
+        "m": [True, None]
+    }
+
+
+def test_a_second_signal_does_not_interrupt_the_first_ones_stop() -> None:
+    stop = _Stop()
+    with pytest.raises(Stopped) as first:
+        stop(signal.SIGINT, None)
+    assert first.value.code == 130 and first.value.name == "SIGINT"
+    stop(signal.SIGTERM, None)  # ignored: the run is already stopping
+    assert not stop.armed

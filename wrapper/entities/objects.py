@@ -166,26 +166,33 @@ def entity_object(record: EntityRecord, store: Store) -> Entity:
 
 
 def _unpack(entity: Entity, target: Path) -> None:
-    """A folder entity's zip unpacked into `target`, whole or not at all (a temporary folder
-    beside it, renamed; member names that leave it are refused)."""
+    """A folder entity's zip unpacked into `target`, whole or not at all (into a temporary
+    folder beside it, then renamed). It goes through the checks code archives get (names that
+    leave the folder, links, devices) and is cut off past the sizes its zip declares."""
     import shutil
     import zipfile
 
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    from wrapper.errors import UnsafeArchiveError
+    from wrapper.sources.archive import unpack_archive
+    from wrapper.sources.settings import ArchiveLimits
+
     try:
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise StoreError(f"{entity.key}: cannot unpack into {target}: {exc.strerror}") from None
+    try:
+        packed = work / "content.zip"
         with entity.open() as stream:
-            write_file(work / "content.zip", stream, f"download {entity.key}", entity.record.size)
-        with zipfile.ZipFile(work / "content.zip") as packed:
-            for member in packed.namelist():
-                path = PurePosixPath(member)
-                if path.is_absolute() or ".." in path.parts:
-                    raise StoreError(f"{entity.key}: the folder holds an unsafe name {member!r}")
-            packed.extractall(work / "folder")
+            write_file(packed, stream, f"download {entity.key}", entity.record.size)
+        with zipfile.ZipFile(packed) as archive:
+            members = archive.infolist()
+        limits = ArchiveLimits(len(members) + 1, sum(m.file_size for m in members))
+        (work / "folder").mkdir()
+        unpack_archive(packed, work / "folder", limits)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
-        (work / "folder").mkdir(exist_ok=True)  # an empty folder has no members
         os.replace(work / "folder", target)
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, zipfile.BadZipFile, UnsafeArchiveError) as exc:
         raise StoreError(f"{entity.key}: cannot unpack into {target}: {exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import numbers
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,11 +70,12 @@ class Run:
         status document keeps `metrics` at its next write."""
         if not isinstance(key, str) or not key:
             raise SpecError(f"log_metric: the key must be a non-empty string, not {key!r}")
-        if not isinstance(value, (int, float, bool, str, list)) and value is not None:
-            raise SpecError(
-                f"log_metric({key!r}): a {type(value).__name__} is not a metric value "
-                "(a number, a string, a bool, None or a list of them)"
-            )
+        for item in value if isinstance(value, list) else (value,):
+            if not _is_metric_value(item):
+                raise SpecError(
+                    f"log_metric({key!r}): a {type(item).__name__} is not a metric value "
+                    "(a number, a string, a bool, None or a list of them)"
+                )
         if single_value:
             self.metrics[key] = value
         elif overwrite or not isinstance(self.metrics.get(key), list):
@@ -230,11 +232,16 @@ def _content(source: Optional[Source], data: Any, field: str) -> Iterator[tuple[
         raise SpecError(f"{field}: data must be bytes or a DataFrame, not {type(data).__name__}")
 
 
+def _is_metric_value(value: Any) -> bool:
+    """A number (NumPy's too), a string, a bool or None."""
+    return value is None or isinstance(value, (str, numbers.Real))
+
+
 def _zip_folder(folder: Path, archive: Path) -> None:
     """The files under `folder` (paths relative to it; links followed) into `archive`."""
     import zipfile
 
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as packed:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as packed:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 packed.write(path, path.relative_to(folder).as_posix())

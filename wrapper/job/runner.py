@@ -66,28 +66,44 @@ def run_job(
     run = Run(project_name, run_id, plan.name, "job", {"parameters": plan.parameters})
     project = Project(project_name, store, run)
     status = RunStatus(run, store, status_file)
-    previous = {number: signal.signal(number, _stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    stop = _Stop()
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         try:
-            status.set("RUNNING", inputs=dict(plan.inputs))
-            outcome = _execute(plan, project, source_settings)
-        except Stopped as stop:
-            log.warning("stopped by %s", stop.name)
-            outcome = Outcome("STOPPED", stop.code, f"stopped by {stop.name}")
-        except WrapperError as exc:  # the store refused the RUNNING status: nothing ran
-            outcome = _failed(exc.message, exc.exit_code, exc.details)
-        except BaseException as exc:
-            outcome = _internal(exc)
-        for number in previous:  # the final status is written whatever signal comes now
-            signal.signal(number, signal.SIG_IGN)
+            outcome = _attempt(plan, project, status, source_settings)
+            stop.armed = False  # from here a signal waits: the final status is written first
+        except Stopped as stopped:  # raised once at most: the handler disarms itself
+            log.warning("stopped by %s", stopped.name)
+            outcome = Outcome("STOPPED", stopped.code, f"stopped by {stopped.name}")
         return _finish(status, outcome), status
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
 
 
-def _stop(number: int, frame: Any) -> None:
-    raise Stopped(number)
+class _Stop:
+    """The SIGTERM and SIGINT handler: raises Stopped in the run, once, while it is armed."""
+
+    def __init__(self) -> None:
+        self.armed = True
+
+    def __call__(self, number: int, frame: Any) -> None:
+        if self.armed:
+            self.armed = False
+            raise Stopped(number)
+
+
+def _attempt(plan: FunctionPlan, project: Project, status: RunStatus, settings: Any) -> Outcome:
+    """The RUNNING status, then the run; its outcome (Stopped propagates)."""
+    try:
+        status.set("RUNNING", inputs=dict(plan.inputs))
+        return _execute(plan, project, settings)
+    except Stopped:
+        raise
+    except WrapperError as exc:  # the store refused the RUNNING status: nothing ran
+        return _failed(exc.message, exc.exit_code, exc.details)
+    except BaseException as exc:
+        return _internal(exc)
 
 
 def _execute(plan: FunctionPlan, project: Project, settings: Any) -> Outcome:

@@ -69,15 +69,26 @@ class RunStatus:
 
 
 def json_safe(value: Any) -> Any:
-    """`value` with every non-finite float as a string ("NaN", "Infinity", "-Infinity"), so
-    the document stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return NON_FINITE.get(value, "NaN")
+    """`value` as JSON can hold it, nothing dropped: a non-finite float as a string ("NaN",
+    "Infinity", "-Infinity"), a NumPy-style scalar as its Python value, mapping keys as text,
+    and anything else JSON has no type for as its `str()`."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else NON_FINITE.get(value, "NaN")
+    if value is None or isinstance(value, (str, int)):
+        return value
     if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
+        return {str(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
-    return value
+    native = getattr(value, "item", None)  # numpy.int64(3).item() == 3
+    if callable(native):
+        try:
+            plain = native()
+        except (TypeError, ValueError):
+            plain = value
+        if isinstance(plain, (str, int, float)):
+            return json_safe(plain)
+    return str(value)
 
 
 def _now() -> str:
