@@ -134,6 +134,16 @@ def test_empty_body_stays_empty_bytes(content_type: str) -> None:
     assert event.size == 0
 
 
+@pytest.mark.parametrize(
+    "body", [b"[" * 200_000, b'{"a": ' * 100_000, b"[" * 100_000 + b"]" * 100_000]
+)
+def test_json_nested_too_deep_stays_bytes(body: bytes) -> None:
+    """json.loads raises RecursionError (not ValueError) on such bodies: no door may crash."""
+    assert decode_body(body, "application/json") is body
+    event = make_event(body, headers={"Content-Type": "application/json"})
+    assert event.body is body
+
+
 def test_decode_body_directly() -> None:
     assert decode_body(b'{"x":1}', "application/json") == {"x": 1}
     assert decode_body(b'{"x":1}', "application/problem+json") == {"x": 1}

@@ -79,7 +79,8 @@ def make_event(
 def decode_body(body: bytes, content_type: str) -> Any:
     """The body as an object when the content type is JSON (`application/json`, `*+json`).
 
-    A body that fails to decode stays bytes, as Nuclio does: the handler decides.
+    A body that fails to decode stays bytes, as Nuclio does: the handler decides. Nesting too
+    deep for the decoder (`[[[[…`) is one such failure: json raises RecursionError there.
     """
     lowered = content_type.lower()
     if not body or "json" not in lowered:
@@ -88,6 +89,6 @@ def decode_body(body: bytes, content_type: str) -> Any:
     if mime == "application/json" or mime.endswith("+json"):
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return body
     return body

@@ -78,3 +78,27 @@ def test_missing_keys_get_defaults() -> None:
 def test_malformed_payloads_are_named(payload: bytes, message: str) -> None:
     with pytest.raises(codec.MalformedEvent, match=message):
         codec.decode_events(payload, decode_strings=True)
+
+
+@pytest.mark.parametrize("decode_strings", [True, False])
+def test_a_malformed_batch_names_the_id_of_each_item(decode_strings: bool) -> None:
+    items = [event(event_id="1"), {**event(event_id="2"), "size": "x"}, 3, {"id": 4}, {"id": 1.5}]
+    with pytest.raises(codec.MalformedEvent) as raised:
+        codec.decode_events(msgpack.packb(items, use_bin_type=True), decode_strings)
+    assert raised.value.ids == ["1", "2", "", "4", ""]
+    with pytest.raises(codec.MalformedEvent) as raised:
+        codec.decode_events(msgpack.packb({**event(), "size": "x"}), decode_strings)
+    assert raised.value.ids is None  # one event: answered with one object
+
+
+def test_a_batch_with_a_string_that_is_not_utf8_names_the_ids() -> None:
+    items = [{"id": "1"}, {"id": "2", "path": b"\xff"}]
+    with pytest.raises(codec.MalformedEvent, match="not UTF-8") as raised:
+        codec.decode_events(msgpack.packb(items, use_bin_type=False), decode_strings=True)
+    assert raised.value.ids == ["1", "2"]
+
+
+def test_id_text_decodes_raw_mode_ids() -> None:
+    assert codec.id_text(b"abc") == "abc"
+    assert codec.id_text("abc") == "abc"
+    assert codec.id_text(7) == "7"

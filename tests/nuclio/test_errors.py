@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgpack
 import pytest
 
 from tests.nuclio.conftest import event
@@ -49,16 +50,93 @@ def test_wrongly_typed_fields_are_answered_400_and_the_loop_goes_on(processor, c
         assert answer.duration is None
         [record] = [r for r in answer.logs if r["level"] == "warning"]
         assert "malformed event" in record["message"]
+    assert fake.call(event()).body == b"ok"
+
+
+def answered(response: Any) -> list[tuple[str, int, str]]:
+    """A batch's answer as (event_id, status, the body's request_id) per event."""
+    assert isinstance(response, list), response
+    return [
+        (r["event_id"], r["status_code"], json.loads(r["body"])["request_id"]) for r in response
+    ]
+
+
+@both_loops(OK)
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "raw"])
+def test_a_malformed_batch_answers_400_for_each_event_with_its_id(
+    processor, code: str, decode: bool
+) -> None:
+    """NUCLIO_PROTOCOL §5: the processor drops a batch result without an event_id."""
+    fake = processor(code, decode=decode)
     batch = fake.call([event(event_id="1"), {**event(event_id="2"), "headers": 1}])
-    assert batch.response["status_code"] == 400
+    assert answered(batch.response) == [("1", 400, "1"), ("2", 400, "2")]
+    error = json.loads(batch.response[0]["body"])["error"]
+    assert error == "malformed event: field 'headers': expected dict, got int"
+    [record] = [r for r in batch.logs if r["level"] == "warning"]
+    assert "malformed event" in record["message"]
+    # an id that cannot be read (not a map, an id of the wrong type) is left empty
+    batch = fake.call([event(event_id="1"), 5, {**event(), "id": [1]}, {**event(), "id": 7}])
+    assert answered(batch.response) == [
+        ("1", 400, "1"),
+        ("", 400, ""),
+        ("", 400, ""),
+        ("7", 400, "7"),
+    ]
+    assert fake.call(event()).body == b"ok"
+
+
+def test_a_batch_with_a_string_that_is_not_utf8_answers_each_event(processor) -> None:
+    fake = processor(OK)
+    bad = msgpack.packb({"id": "2", "path": b"\xff"}, use_bin_type=False)
+    fake.send_frame(b"\x92" + msgpack.packb(event(event_id="1"), use_bin_type=True) + bad)
+    answer = fake.receive()
+    assert answered(answer.response) == [("1", 400, "1"), ("2", 400, "2")]
+    assert "not UTF-8" in json.loads(answer.response[0]["body"])["error"]
+    assert fake.call(event()).body == b"ok"
+
+
+def test_a_malformed_batch_while_draining_answers_each_event(processor) -> None:
+    import signal
+
+    fake = processor(OK)
+    fake.signal(signal.SIGUSR2)
+    fake.wait_for_log("draining")
+    batch = fake.call([event(event_id="1"), {**event(event_id="2"), "headers": 1}])
+    assert answered(batch.response) == [("1", 400, "1"), ("2", 400, "2")]
+
+
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "raw"])
+def test_a_map_key_that_is_no_string_is_refused_by_msgpack(processor, decode: bool) -> None:
+    fake = processor(OK, decode=decode)
+    answer = fake.call({**event(), 5: b"x"})
+    assert answer.response["status_code"] == 400
+    error = json.loads(answer.body)["error"]
+    assert error.startswith("malformed event: the frame is not one msgpack value ("), error
+    assert "int is not allowed for map key" in error
     assert fake.call(event()).body == b"ok"
 
 
 def test_wrongly_typed_fields_in_raw_mode(processor) -> None:
     fake = processor(OK, decode=False)
     assert fake.call({**event(), "content_type": 5}).response["status_code"] == 400
-    assert fake.call({**event(), 5: b"x"}).response["status_code"] == 400  # a key that is no string
     assert fake.call(event()).body == b"ok"
+
+
+DEEP_JSON = """
+def handler(context, event):
+    return f"{type(event.body).__name__} {len(event.body)}"
+"""
+
+
+@both_loops(DEEP_JSON)
+def test_a_json_body_nested_too_deep_stays_bytes(processor, code: str) -> None:
+    """json.loads raises RecursionError there: the body stays bytes, as invalid JSON does."""
+    fake = processor(code)
+    body = b"[" * 200_000
+    for content_type in ("application/json", "application/cloudevents+json"):
+        answer = fake.call(event(body, content_type=content_type))
+        assert (answer.response["status_code"], answer.body) == (200, b"bytes 200000")
+    assert fake.call(event(b"[1]", content_type="application/json")).body == b"list 1"
 
 
 def test_a_wrongly_typed_field_while_draining_is_answered_400(processor) -> None:
@@ -123,9 +201,12 @@ def test_a_bad_response_field_answers_500_naming_it(
 
 
 FAILING = """
+import asyncio
 import nuclio_sdk
 
 def handler(context, event):
+    if event.path == "/cancelled":
+        raise asyncio.CancelledError()
     if event.path == "/interrupt":
         raise KeyboardInterrupt()
     if event.path == "/exit":
@@ -140,7 +221,8 @@ def handler(context, event):
 
 @both_loops(FAILING)
 @pytest.mark.parametrize(
-    ("path", "status"), [("/fail", 500), ("/exit", 500), ("/interrupt", 500), ("/teapot", 418)]
+    ("path", "status"),
+    [("/fail", 500), ("/exit", 500), ("/interrupt", 500), ("/cancelled", 500), ("/teapot", 418)],
 )
 def test_a_handler_that_raises_gets_r_without_m_and_the_loop_goes_on(
     processor, code: str, path: str, status: int
@@ -151,6 +233,55 @@ def test_a_handler_that_raises_gets_r_without_m_and_the_loop_goes_on(
     assert answer.duration is None  # NUCLIO_PROTOCOL §5: `l` then `r`, no `m`
     done = fake.call(event())
     assert done.body == b"ok" and done.duration is not None
+
+
+CANCELLED = """
+import asyncio
+
+def handler(context, event):
+    if event.path == "/generator":
+        return stream()
+    raise asyncio.CancelledError()
+
+def stream():
+    yield "a"
+    raise asyncio.CancelledError()
+"""
+
+
+@both_loops(CANCELLED)
+def test_a_handler_raising_cancelled_error_is_a_handler_error(processor, code: str) -> None:
+    """asyncio.CancelledError is a BaseException: answered 500 as any other, in both loops
+    (the async one re-raises only a cancellation of its own task)."""
+    fake = processor(code)
+    for path in ("/", "/generator"):
+        answer = fake.call(event(path=path, event_id="c-1"))
+        assert answer.response["status_code"] == 500, path
+        assert json.loads(answer.body) == {"error": "handler failed", "request_id": "c-1"}
+        [record] = [r for r in answer.logs if r["level"] == "error"]
+        assert "CancelledError" in record["message"]
+    batch = fake.call([event(event_id="1"), event(event_id="2")])
+    assert [(r["event_id"], r["status_code"]) for r in batch.response] == [("1", 500), ("2", 500)]
+    assert batch.duration is None
+    assert fake.process.poll() is None  # still serving
+
+
+AWAITS_A_CANCELLED_TASK = """
+import asyncio
+
+async def handler(context, event):
+    if event.path == "/cancelled":
+        task = asyncio.get_running_loop().create_task(asyncio.sleep(10))
+        task.cancel()
+        await task
+    return "ok"
+"""
+
+
+def test_an_async_handler_awaiting_a_cancelled_task_answers_500(processor) -> None:
+    fake = processor(AWAITS_A_CANCELLED_TASK)
+    assert fake.call(event(path="/cancelled")).response["status_code"] == 500
+    assert fake.call(event()).body == b"ok"
 
 
 EXITING_INIT = """

@@ -191,6 +191,19 @@ def test_a_batch_gets_one_response_per_event_with_its_id(processor) -> None:
     assert answer.duration is not None
 
 
+def test_a_batch_in_raw_mode_answers_with_text_ids(processor) -> None:
+    """In raw mode `event.id` is bytes: a Response(event_id=event.id) still answers "1"."""
+    fake = processor(BATCH, decode=False)
+    answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
+    assert [(r["event_id"], r["body"]) for r in answer.response] == [("1", "A"), ("2", "B")]
+    code = "def handler(context, events):\n    return [{'a': object()}, 'fine']\n"
+    fake = processor(code, decode=False)
+    answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
+    statuses = [(r["event_id"], r["status_code"]) for r in answer.response]
+    assert statuses == [("1", 500), ("2", 200)]
+    assert json.loads(answer.response[0]["body"])["request_id"] == "1"
+
+
 def test_a_batch_result_that_cannot_be_encoded_fails_alone(processor) -> None:
     code = "def handler(context, events):\n    return [{'a': object()}, 'fine']\n"
     fake = processor(code)

@@ -69,6 +69,8 @@ async def serve_async(session: Session, function: Function) -> int:
                 if function.is_async:
                     results = await results
             except HANDLER_ERRORS as exc:
+                if _own_cancellation(exc):
+                    raise
                 send(session.failed_batch(events, exc))
             else:
                 answer = session.answer_batch(events, results)
@@ -76,10 +78,23 @@ async def serve_async(session: Session, function: Function) -> int:
         else:
             try:
                 reply = await function.arespond_whole(events)
-            except KeyboardInterrupt as exc:  # arespond answers the rest of HANDLER_ERRORS
+            except HANDLER_ERRORS as exc:  # arespond answers Exception and SystemExit itself
+                if _own_cancellation(exc):
+                    raise
                 reply = function.fail(exc, codec.event_id(events))
             send(codec.event_lines(reply, perf_counter() - started))
         await writer.drain()
+
+
+def _own_cancellation(exc: BaseException) -> bool:
+    """Whether `exc` is this serving task being cancelled (asyncio.run does so on SIGINT from
+    Python 3.11, which counts the requests), not a CancelledError of the handler's own, such
+    as one it raised or got from awaiting a task it cancelled: that one is a handler error.
+    Before 3.11 nothing but the handler's code cancels this task."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is not None and cancelling() > 0
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:

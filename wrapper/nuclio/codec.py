@@ -27,7 +27,14 @@ _UTC = datetime.timezone.utc
 
 
 class MalformedEvent(ValueError):
-    """A frame that is not an event map (or a list of them)."""
+    """A frame that is not an event map (or a list of them).
+
+    `ids` is set when the frame is a list (a batch): the id of each of its items, "" where
+    none can be read, so that each event can be answered (the processor drops a batch
+    result without an `event_id`).
+    """
+
+    ids: Optional[list[str]] = None
 
 
 def decode_events(payload: bytes, decode_strings: bool) -> tuple[Events, bool]:
@@ -39,15 +46,41 @@ def decode_events(payload: bytes, decode_strings: bool) -> tuple[Events, bool]:
     try:
         data = msgpack.unpackb(payload, raw=not decode_strings)
     except UnicodeDecodeError as exc:
-        raise MalformedEvent(f"a string in the event is not UTF-8 ({exc.reason})") from None
+        error = MalformedEvent(f"a string in the event is not UTF-8 ({exc.reason})")
+        error.ids = _batch_ids(_raw_value(payload))
+        raise error from None
     except (ValueError, msgpack.UnpackException) as exc:
         raise MalformedEvent(f"the frame is not one msgpack value ({exc})") from None
     kind = WireEvent if decode_strings else RawWireEvent
     if type(data) is dict:
         return kind(data), False
-    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
-        return [kind(item) for item in data], True
-    raise MalformedEvent(f"expected an event map or a list of them, got {type(data).__name__}")
+    try:
+        if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+            return [kind(item) for item in data], True
+        raise MalformedEvent(f"expected an event map or a list of them, got {type(data).__name__}")
+    except MalformedEvent as exc:
+        exc.ids = _batch_ids(data)
+        raise
+
+
+def _raw_value(payload: bytes) -> Any:
+    """The frame's value with strings left bytes (None if even that fails)."""
+    try:
+        return msgpack.unpackb(payload, raw=True)
+    except (ValueError, msgpack.UnpackException):
+        return None
+
+
+def _batch_ids(data: Any) -> Optional[list[str]]:
+    """The id of each item of a list frame ("" for an item that is no map, or whose id is
+    of no type an id may have); None when the frame is not a list."""
+    if not isinstance(data, list):
+        return None
+    ids = []
+    for item in data:
+        value = item.get("id", item.get(b"id")) if isinstance(item, dict) else None
+        ids.append(id_text(value) if type(value) in (str, bytes, int) else "")
+    return ids
 
 
 def _field_types(string: type) -> dict[str, tuple[type, ...]]:
@@ -209,8 +242,7 @@ class RawWireEvent(WireEvent):
     FIELD_TYPES = _field_types(bytes)
 
     def __init__(self, data: dict[bytes, Any]) -> None:
-        if not all(type(key) is bytes for key in data):
-            raise MalformedEvent("the event map has a key that is not a string")
+        # every key is bytes: msgpack's strict_map_key refuses any other than str and bin
         super().__init__({key.decode("latin-1"): value for key, value in data.items()})
 
     @staticmethod
@@ -227,8 +259,13 @@ def _timestamp(seconds: Any) -> datetime.datetime:
 
 
 def event_id(event: Any) -> str:
-    """An event's id as text (raw mode keeps it bytes)."""
+    """An event's id as text (raw mode keeps it bytes); `id_text`, inlined as it runs per event."""
     value = event.id
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def id_text(value: Any) -> str:
+    """An id as text: raw mode's bytes decoded (never `"b'…'"`), anything else by str."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 

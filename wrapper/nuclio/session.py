@@ -34,9 +34,10 @@ from wrapper.reply import JSON, Reply, collect, dump_json, to_reply
 
 log = logging.getLogger("wrapper.nuclio")
 
-HANDLER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
-"""What a handler raises that is answered 500 and the loop goes on: Nuclio's wrapper answers
-any BaseException so; asyncio's own CancelledError is left to the loop."""
+HANDLER_ERRORS = (BaseException,)
+"""What a handler raises that is answered 500 and the loop goes on: anything, as Nuclio's
+wrapper answers any BaseException (SystemExit, KeyboardInterrupt, asyncio.CancelledError). The
+async loop re-raises the one that is not the handler's: a cancellation of its own task."""
 
 READY_LINE = b"s\n"
 INITIALIZED = {"kind": "wrapperInitialized", "attributes": {"ready": "true"}}
@@ -68,7 +69,6 @@ class Session:
         self._lock = threading.Lock()
         self._sendall: Callable[[bytes], None] = _not_connected
         self._control: Optional[LineWriter] = None
-        self._sending = False
         self._deferred: list[Callable[[], None]] = []
         self._terminated = False
         self._send: Callable[[bytes], None] = self._send_blocking
@@ -85,13 +85,19 @@ class Session:
 
     def _send_blocking(self, data: bytes) -> None:
         with self._lock:
-            self._sending = True
-            try:
-                self._sendall(data)
-            finally:
-                self._sending = False
+            self._sendall(data)
+        if self._deferred:
+            self._run_deferred()
+
+    def _run_deferred(self) -> None:
+        """Run the signal actions that waited for the line lock (from whichever thread
+        releases it first: `pop` hands each to one thread only)."""
         while self._deferred:
-            self._deferred.pop(0)()
+            try:
+                action = self._deferred.pop(0)
+            except IndexError:  # another thread took the last one
+                return
+            action()
 
     async def on_control(self, message: dict[str, Any]) -> None:
         """The platform's control messages (explicit acks) as JSON lines on the control socket."""
@@ -152,11 +158,22 @@ class Session:
         }
 
     def _from_signal(self, action: Callable[[], Optional[Any]]) -> None:
-        """Run a signal's action now, or once a line being written is whole."""
-        if self._sending:
-            self._deferred.append(lambda: _run_sync(action()))
-        else:
+        """Run a signal's action now, or once the line lock is free.
+
+        The action logs, and a log record is a line sent under the (non-reentrant) lock. A
+        signal handler runs in the main thread between any two bytecodes, so it can land
+        while the main thread holds the lock, anywhere from just after `acquire` to just
+        before `release`: sending from there would wait on itself forever. So while the lock
+        is held, by anyone, the action waits in `_deferred` and the holder runs it once its
+        line is whole. Should another thread have let go of the lock between the check and
+        the append, no holder is left to run it: it is run here.
+        """
+        if not self._lock.locked():
             _run_sync(action())
+            return
+        self._deferred.append(lambda: _run_sync(action()))
+        if not self._lock.locked():
+            self._run_deferred()
 
     def drain(self) -> Optional[Any]:
         """Stop handling events (they get 503) and call the drain callback."""
@@ -225,7 +242,7 @@ class Session:
                 reply = respond(events)
                 if reply.stream is not None:
                     reply = function.collected(reply, events)
-            except KeyboardInterrupt as exc:  # respond answers the rest of HANDLER_ERRORS
+            except HANDLER_ERRORS as exc:  # respond answers Exception and SystemExit itself
                 reply = function.fail(exc, codec.event_id(events))
             send(codec.event_lines(reply, perf_counter() - started))
 
@@ -246,6 +263,8 @@ class Session:
             given = getattr(result, "event_id", None)
             if given is None and index < len(events):
                 given = codec.event_id(events[index])
+            if given is not None and type(given) is not str:
+                given = codec.id_text(given)  # e.g. Response(event_id=event.id) in raw mode
             try:
                 reply = result if isinstance(result, Reply) else to_reply(result)
                 stream = reply.stream
@@ -253,8 +272,8 @@ class Session:
                     reply.body = collect(stream).body
             except HANDLER_ERRORS as exc:  # e.g. a dict json cannot encode
                 assert self.function is not None
-                reply = self.function.fail(exc, "" if given is None else str(given))
-            answers.append(codec.response_json(reply, None if given is None else str(given)))
+                reply = self.function.fail(exc, "" if given is None else given)
+            answers.append(codec.response_json(reply, given))
         return codec.batch_json(answers)
 
     def refused(self, payload: bytes) -> bytes:
@@ -287,10 +306,15 @@ def batch_id(events: list[Any]) -> str:
     return codec.event_id(events[0]) if events else ""
 
 
-def malformed(exc: Exception) -> bytes:
-    """The 400 for a frame that holds no event: logged and answered, never fatal."""
+def malformed(exc: codec.MalformedEvent) -> bytes:
+    """The 400 for a frame that holds no event: logged and answered, never fatal. A list
+    frame (a batch) gets an array with a 400 per item carrying its id, as every batch
+    answer does: the processor drops a batch result without an `event_id`."""
     log.warning("malformed event: %s", exc)
-    return codec.error_line(_status(400, f"malformed event: {exc}", ""))
+    reason = f"malformed event: {exc}"
+    if exc.ids is None:
+        return codec.error_line(_status(400, reason, ""))
+    return codec.error_line(codec.batch_json([_status(400, reason, i, i) for i in exc.ids]))
 
 
 def _status(status: int, reason: str, request_id: str, event: Optional[str] = None) -> bytes:
