@@ -4,6 +4,7 @@ Kubernetes API schemas (kubernetes-validate, strict)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,15 @@ def test_the_grace_period_follows_the_graceful_timeout_in_task_envs() -> None:
         manifests(document("serve", envs=envs), IMAGE)
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "86400"])
+def test_a_graceful_timeout_the_serve_door_refuses_is_refused(value: str) -> None:
+    """The serve door takes more than 0 seconds (`--graceful-timeout`); a grace period is a
+    whole number of seconds, at most a day here."""
+    envs = [{"name": "MODE", "value": "x"}, {"name": "FN_WRAPPER_GRACEFUL_TIMEOUT", "value": value}]
+    with pytest.raises(SpecError, match=rf"task\.envs\[1\]: FN_WRAPPER_GRACEFUL_TIMEOUT '{value}'"):
+        manifests(document("serve", envs=envs), IMAGE)
+
+
 def test_the_job_fails_with_its_run() -> None:
     _, job = manifests(document("job"), IMAGE)
     assert job["spec"]["backoffLimit"] == 0
@@ -150,6 +160,67 @@ def test_code_in_the_image_needs_no_config_map() -> None:
     assert [m["kind"] for m in rendered] == ["Deployment", "Service"]
     container = rendered[0]["spec"]["template"]["spec"]["containers"][0]
     assert all(e["name"] != "FN_WRAPPER_SPEC" for e in container["env"])
+
+
+@pytest.mark.parametrize("action", ["serve", "job"])
+def test_code_in_the_image_still_gets_the_run(action: str) -> None:
+    """The image has the code and its function; the run's inputs, parameters and init
+    parameters come with the pod, as the env twins the doors merge over the image's spec."""
+    data = document(action, code_src="main.py")
+    data["run"].update(inputs={"data": "store://p/dataitem/d"}, init_parameters={"m": "x"})
+    pod = manifests(data, IMAGE)[0]["spec"]["template"]["spec"]
+    kubernetes_validate.validate(manifests(data, IMAGE)[0], KUBERNETES, strict=True)
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert json.loads(env["FN_WRAPPER_INPUTS"]) == {"data": "store://p/dataitem/d"}
+    assert json.loads(env["FN_WRAPPER_PARAMETERS"]) == {"n": 1}
+    assert json.loads(env["FN_WRAPPER_INIT_PARAMETERS"]) == {"m": "x"}
+
+
+def test_a_job_of_code_in_the_image_runs_with_the_runs_inputs(tmp_path: Path) -> None:
+    """`render --action job --inputs … --image X` of a local code_src."""
+    (tmp_path / "main.py").write_text("def handler(data, n):\n    return n\n")
+    spec = tmp_path / "run.yaml"
+    spec.write_text(yaml.safe_dump({
+        "function": {"name": "hello", "python_version": "PYTHON3_11", "code_src": "main.py"},
+        "run": {"parameters": {"n": 2}},
+    }))  # fmt: skip
+    command = [sys.executable, "-m", "wrapper", "render", "--spec", str(spec), "--action", "job",
+               "--inputs", '{"data": "store://p/dataitem/d"}', "--image", IMAGE]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (job,) = yaml.safe_load_all(result.stdout)
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["FN_WRAPPER_INPUTS"]) == {"data": "store://p/dataitem/d"}
+    assert json.loads(env["FN_WRAPPER_PARAMETERS"]) == {"n": 2}
+
+
+def test_the_config_map_is_named_by_its_content() -> None:
+    """Another spec is another ConfigMap (a second job never reads the first one's spec) and
+    another pod template (`kubectl apply` rolls the Deployment)."""
+    first = manifests(document("serve"), IMAGE)
+    data = document("serve")
+    data["run"]["parameters"] = {"n": 2}
+    second = manifests(data, IMAGE)
+    names = []
+    for config, deployment, _ in (first, second):
+        name = config["metadata"]["name"]
+        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        assert {"name": "spec", "configMap": {"name": name}} in volumes
+        assert re.fullmatch(r"hello-spec-[0-9a-f]{10}", name)
+        names.append(name)
+    assert names[0] != names[1]
+    assert first[0] == manifests(document("serve"), IMAGE)[0]  # the same spec, the same name
+    assert first[1]["spec"]["template"] != second[1]["spec"]["template"]
+
+
+def test_a_long_function_name_keeps_the_config_map_name_a_dns_label() -> None:
+    data = document("job")
+    data["function"]["name"] = "A_Very_Long_Function_Name_" * 4
+    config, job = manifests(data, IMAGE)
+    name = config["metadata"]["name"]
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name)
+    for manifest in (config, job):
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
 
 
 def test_inline_code_with_a_path_is_not_in_the_image() -> None:

@@ -32,6 +32,7 @@ def profiles(tmp_path: Path) -> Path:
     (tmp_path / "four.yaml").write_text(yaml.safe_dump({"replicas": 4, "service_type": "NodePort"}))
     (tmp_path / "unparsable.yaml").write_text("resources: {cpu: [\n")
     (tmp_path / "unparsable-json.json").write_text('{"replicas": 4,}')
+    (tmp_path / "big.yaml").write_text("resources: big\n")
     return tmp_path
 
 
@@ -57,6 +58,7 @@ def test_the_profile_fills_what_the_task_leaves_empty(profiles: Path) -> None:
         ("broken", "here", "task.profile 'broken': resources.cpu.limits:"),
         ("unparsable", "here", "unparsable.yaml is not valid: while parsing"),
         ("unparsable-json", "here", "unparsable-json.json is not valid: Expecting"),
+        ("big", "here", "big.yaml: resources: 'big' is not a mapping of cpu, mem and gpu"),
     ],
 )
 def test_profile_errors_are_named(
@@ -75,7 +77,7 @@ def test_a_task_field_set_to_zero_is_set(profiles: Path) -> None:
     assert merged["replicas"] == 4
 
 
-@pytest.mark.parametrize("name", ["unparsable", "unparsable-json"])
+@pytest.mark.parametrize("name", ["unparsable", "unparsable-json", "big"])
 def test_render_names_a_malformed_profile_file(profiles: Path, tmp_path: Path, name: str) -> None:
     spec = tmp_path / "run.yaml"
     spec.write_text(yaml.safe_dump({

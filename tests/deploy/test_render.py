@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -49,6 +50,31 @@ def volume(**fields: Any) -> dict[str, Any]:
          "task.tolerations[0].operator: 'Maybe' is not one of Exists, Equal"),
         ({"tolerations": [{"key": "gpu", "effect": "Never"}]},
          "task.tolerations[0].effect: 'Never' is not one of NoSchedule"),
+        # what the API server would refuse
+        ({"tolerations": [{"effect": "NoSchedule"}]},
+         "task.tolerations[0]: key: an empty key (matching every taint) needs operator Exists"),
+        ({"tolerations": [{"key": "", "operator": "Equal", "value": "x"}]},
+         "task.tolerations[0]: key: an empty key (matching every taint) needs operator Exists"),
+        ({"tolerations": [{"key": "gpu", "operator": "Exists", "tolerationSeconds": 60}]},
+         "task.tolerations[0]: tolerationSeconds: needs effect NoExecute, not none"),
+        ({"tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule",
+                           "tolerationSeconds": 60}]},
+         "task.tolerations[0]: tolerationSeconds: needs effect NoExecute, not NoSchedule"),
+        ({"resources": {"gpu": {"limits": "0.5"}}},
+         "task.resources.gpu: limits: '0.5' is not a whole number of GPUs"),
+        ({"resources": {"gpu": {"requests": "500m"}}},
+         "task.resources.gpu: requests: '500m' is not a whole number of GPUs"),
+        # a quantity beyond Kubernetes' range (it was a decimal.Overflow, an internal error)
+        ({"resources": {"cpu": {"requests": "1e9999999"}}},
+         "task.resources.cpu.requests: '1e9999999' is more than a Kubernetes quantity may be"),
+        ({"resources": {"cpu": {"requests": "1e9999999", "limits": "2"}}},
+         "task.resources.cpu.requests: '1e9999999' is more than a Kubernetes quantity may be"),
+        ({"resources": {"mem": {"limits": "1e99999999999999999999"}}},
+         "task.resources.mem.limits: '1e99999999999999999999' is more than"),
+        ({"volumes": [volume(spec={"sizeLimit": "8Ei"})]},
+         "task.volumes[0].spec: '8Ei' is more than a Kubernetes quantity may be"),
+        ({"envs": [{"name": "FN_WRAPPER_GRACEFUL_TIMEOUT", "value": "0"}]},
+         "task.envs[0]: FN_WRAPPER_GRACEFUL_TIMEOUT '0' must be more than 0 seconds"),
     ],
 )  # fmt: skip
 def test_a_malformed_task_field_is_refused_by_name(
@@ -79,3 +105,32 @@ def test_local_code_needs_an_image_built_with_it(tmp_path: Path, target: str) ->
     built = render(tmp_path, {"action": "serve"}, "--target", target, "--image",
                    "registry.local/hello:1", code_src="main.py")  # fmt: skip
     assert built.returncode == 0, built.stderr
+
+
+def test_tolerations_kubernetes_accepts(tmp_path: Path) -> None:
+    tolerations = [
+        {"operator": "Exists"},  # every taint
+        {"key": "gpu", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60},
+        {"key": "pool", "value": "batch", "effect": "NoSchedule"},
+    ]
+    result = render(tmp_path, {"action": "job", "tolerations": tolerations,
+                               "resources": {"gpu": {"limits": "2"}}})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    job = list(yaml.safe_load_all(result.stdout))[-1]
+    kubernetes_validate.validate(job, "1.30", strict=True)
+    assert job["spec"]["template"]["spec"]["tolerations"][0] == {"operator": "Exists"}
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "nuclio"])
+def test_requirements_need_an_image_built_with_them(tmp_path: Path, target: str) -> None:
+    """Only `fn-wrapper build` installs function.requirements: the base image lacks them."""
+    result = render(tmp_path, {"action": "serve"}, "--target", target, requirements=["boto3"])
+    assert result.returncode == 2 and result.stdout == ""
+    assert "function.requirements ['boto3']: the base image does not have them" in result.stderr
+    assert "fn-wrapper build" in result.stderr and "Traceback" not in result.stderr
+    built = render(tmp_path, {"action": "serve"}, "--target", target, "--image",
+                   "registry.local/hello:1", requirements=["boto3"])  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    given = render(tmp_path, {"action": "serve"}, "--target", target,
+                   requirements=["boto3"], image="registry.local/hello:1")  # fmt: skip
+    assert given.returncode == 0, given.stderr

@@ -516,10 +516,27 @@ def test_unknown_resource_refused() -> None:
         ({"affinity": {"nodeAffinity": {}, "foo": "bar"}}, ("affinity", "foo")),
         ({"tolerations": [{"operator": "Exists", "value": "x"}]}, ("tolerations", 0)),
         ({"tolerations": [{"key": "a", "color": "red"}]}, ("tolerations", 0, "color")),
+        ({"tolerations": [{"effect": "NoSchedule"}]}, ("tolerations", 0)),
+        ({"tolerations": [{"key": "a", "tolerationSeconds": 5}]}, ("tolerations", 0)),
+        ({"resources": {"gpu": {"limits": "0.5"}}}, ("resources", "gpu")),
+        ({"resources": {"gpu": {"requests": "1.5", "limits": "1.5"}}}, ("resources", "gpu")),
+        ({"resources": {"cpu": {"requests": "1e9999999"}}}, ("resources", "cpu", "requests")),
+        ({"resources": {"cpu": {"limits": "9223372036854775808"}}},
+         ("resources", "cpu", "limits")),
     ],
 )  # fmt: skip
 def test_bad_task_fields_refused(task: dict[str, Any], loc: tuple[Any, ...]) -> None:
     assert [e["loc"] for e in errors_of(TaskSpec, task)] == [loc]
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits"),
+    [("1e-9999999", "1"), ("9223372036854775807", "9223372036854775807"), ("1e18", "7Ei"),
+     ("0.000000001", "1n")],
+)  # fmt: skip
+def test_extreme_quantities_compare_without_overflow(requests: str, limits: str) -> None:
+    task = TaskSpec.model_validate({"resources": {"cpu": {"requests": requests, "limits": limits}}})
+    assert task.resources.cpu is not None and task.resources.cpu.limits == limits
 
 
 def test_requests_equal_to_limits_in_other_units() -> None:

@@ -17,7 +17,7 @@ OPTIONS = (
         choices=("kubernetes", "nuclio"),
         default="kubernetes",
     ),
-    Option("--workers", "nuclio: the HTTP trigger's workers (maxWorkers)", count, default=1),
+    Option("--workers", "nuclio: the HTTP trigger's workers (numWorkers)", count, default=1),
     Option(
         "--max-replicas",
         "serve: autoscale up to this many replicas (kubernetes: a HorizontalPodAutoscaler;"
@@ -66,6 +66,12 @@ def run(settings: Settings) -> int:
             f"function.source.code_src {function['source']['code_src']!r}: a local path is not"
             " in the base image: build an image with `fn-wrapper build` and pass it (--image or"
             " function.image), or give code, base64 or a remote code_src"
+        )
+    if image is None and function["requirements"]:
+        raise SpecError(
+            f"function.requirements {function['requirements']!r}: the base image does not have"
+            " them (only `fn-wrapper build` installs requirements): build an image with"
+            " `fn-wrapper build` and pass it (--image or function.image)"
         )
     image = image or runtime(function["python_version"]).base_image
     if settings.target == "nuclio":

@@ -1,8 +1,11 @@
 """Kubernetes manifests of a run (DESIGN §9): serve → a Deployment and a Service, job → a Job.
 
 Code the image cannot fetch (a local code_src) is taken to be in the image with its run spec,
-as `fn-wrapper build` makes them; otherwise a ConfigMap carries the run spec (FN_WRAPPER_SPEC)
-and the container fetches the code when it starts.
+as `fn-wrapper build` makes them: the run's inputs, parameters and init parameters then reach
+the container as the environment twins of their flags (merged over the image's spec).
+Otherwise a ConfigMap carries the run spec (FN_WRAPPER_SPEC) and the container fetches the code
+when it starts; the ConfigMap's name ends with a hash of its content, so a changed spec is a
+new ConfigMap (and a new pod template), never an old one reused.
 
 The task's fields map onto the pod: resources (gpu as nvidia.com/gpu), envs, secrets (as
 references: `envFrom` of each named secret, never a value), volumes, node selector, affinity,
@@ -12,11 +15,13 @@ capability dropped, a read-only root filesystem with a writable scratch volume a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from typing import Any, Optional
 
+from wrapper.cli.options import seconds as serve_seconds  # the serve door's own rule
 from wrapper.errors import SpecError
 from wrapper.spec.models import SCRATCH_MOUNT as SCRATCH
 from wrapper.spec.models import SPEC_MOUNT as SPEC_DIR
@@ -24,10 +29,15 @@ from wrapper.spec.models import SPEC_MOUNT as SPEC_DIR
 PORT, ADMIN_PORT = 8080, 8082
 GRACEFUL_TIMEOUT = 30.0
 """The serve door's default graceful timeout (s, `--graceful-timeout`)."""
+MAX_GRACEFUL_TIMEOUT = 86400
+"""A day: longer graceful timeouts are refused (a pod's grace period is a whole number)."""
 GRACE_MARGIN = 5
 """Seconds a pod gets past the serve door's graceful timeout before it is killed."""
 
 Manifest = dict[str, Any]
+RUN_TWINS = ("inputs", "parameters", "init_parameters")
+"""Run fields with a flag (and so an environment twin, FN_WRAPPER_<FIELD>) the doors merge over
+their spec's."""
 
 
 class Workload:
@@ -39,7 +49,13 @@ class Workload:
         _no_credentials(function)
         self.name = dns_label(function["name"])
         self.image = image
-        self.spec = None if in_image(source) else {"function": function, "run": document["run"]}
+        self.run = document["run"]
+        self.spec = None if in_image(source) else {"function": function, "run": self.run}
+        self.spec_json = json.dumps(self.spec, indent=2, sort_keys=True)
+        digest = hashlib.sha256(self.spec_json.encode()).hexdigest()[:10]
+        self.config_map_name = f"{self.name}-spec-{digest}"
+        """Changes with the run spec: `kubectl apply` rolls the pods, a job never reads an old
+        spec (at most 40 + 16 characters, a DNS label)."""
 
     def labels(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": self.name, "app.kubernetes.io/managed-by": "fn-wrapper"}
@@ -51,14 +67,26 @@ class Workload:
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": {"name": f"{self.name}-spec", "labels": self.labels()},
-                "data": {"run.json": json.dumps(self.spec, indent=2, sort_keys=True)},
+                "metadata": {"name": self.config_map_name, "labels": self.labels()},
+                "data": {"run.json": self.spec_json},
             }
+        ]
+
+    def run_env(self) -> list[dict[str, str]]:
+        """For code in the image: the run's fields as the environment twins of their flags,
+        merged by the doors over the spec the image has (its code, handler, init function)."""
+        if self.spec is not None:
+            return []
+        return [
+            {"name": f"FN_WRAPPER_{field.upper()}", "value": json.dumps(value, sort_keys=True)}
+            for field, value in sorted(self.run.items())
+            if field in RUN_TWINS and value
         ]
 
     def container(self, args: list[str]) -> dict[str, Any]:
         task = self.task
         env = [{"name": "FN_WRAPPER_SPEC", "value": f"{SPEC_DIR}/run.json"}] if self.spec else []
+        env += self.run_env()
         env += [
             {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH}/cache"},
             {"name": "XDG_DATA_HOME", "value": f"{SCRATCH}/data"},
@@ -94,7 +122,7 @@ class Workload:
     def pod(self, container: dict[str, Any]) -> dict[str, Any]:
         task = self.task
         volumes = (
-            [{"name": "spec", "configMap": {"name": f"{self.name}-spec"}}] if self.spec else []
+            [{"name": "spec", "configMap": {"name": self.config_map_name}}] if self.spec else []
         )
         volumes += [
             {"name": "scratch", "emptyDir": {}},
@@ -229,14 +257,14 @@ def graceful_timeout(task: dict[str, Any]) -> float:
     from task.envs, else the default."""
     for number, env in enumerate(task.get("envs") or []):
         if env["name"] == "FN_WRAPPER_GRACEFUL_TIMEOUT":
+            field = f"task.envs[{number}]: FN_WRAPPER_GRACEFUL_TIMEOUT"
             try:
-                seconds = float(env["value"])
-            except ValueError:
-                seconds = -1.0
-            if not 0 <= seconds < 86400:
+                seconds = serve_seconds(env["value"])
+            except ValueError as exc:
+                raise SpecError(f"{field} {exc} (the serve door would not start)") from None
+            if not seconds < MAX_GRACEFUL_TIMEOUT:
                 raise SpecError(
-                    f"task.envs[{number}]: FN_WRAPPER_GRACEFUL_TIMEOUT {env['value']!r} is not"
-                    " a number of seconds"
+                    f"{field} {env['value']!r} must be less than {MAX_GRACEFUL_TIMEOUT} seconds"
                 )
             return seconds
     return GRACEFUL_TIMEOUT

@@ -8,14 +8,17 @@ built processor image.
 
 Task fields map as for Kubernetes (wrapper/deploy/kubernetes.py), in Nuclio's shapes: env
 items, secrets mounted as volumes, `{volume, volumeMount}` pairs, replicas as min/max replicas,
-workers as the HTTP trigger's maxWorkers.
+workers as the HTTP trigger's numWorkers (maxWorkers is deprecated since Nuclio 1.13).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from pathlib import PurePosixPath
 from typing import Any, Optional
+from urllib.parse import unquote, urlsplit
 
 from wrapper.deploy.kubernetes import (
     Workload,
@@ -25,11 +28,15 @@ from wrapper.deploy.kubernetes import (
     pod_volume,
 )
 from wrapper.errors import SpecError
+from wrapper.sources.inline import inline_file_name
 
 SECRETS_DIR = "/var/run/secrets/fn-wrapper"
 SOURCE_STUB = "# fn-wrapper loads the code from the run spec (FN_WRAPPER_SPEC) or the image.\n"
 """The source file Nuclio's build copies to /opt/nuclio: the code itself comes with the run
 spec (fetched when the container starts) or is in the image."""
+NUCLIO_PYTHONS = ("3.10", "3.11", "3.12")
+"""The Python runtimes (`python:3.X`) Nuclio's function configuration documents (its build
+ships the processor's wheels for these only)."""
 
 
 def entry_path(python_version: str) -> str:
@@ -49,17 +56,19 @@ def function_config(
     function, task = document["function"], document["task"]
     if task["action"] != "serve":
         raise SpecError(f"--target nuclio: task.action {task['action']!r}: Nuclio serves (serve)")
+    runtime = nuclio_runtime(function["python_version"])
     workload = Workload(document, image)
     env = [{"name": "NUCLIO_PYTHON_WRAPPER_PATH", "value": entry_path(function["python_version"])}]
     if workload.spec is not None:
         env.append({"name": "FN_WRAPPER_SPEC", "value": json.dumps(workload.spec, sort_keys=True)})
+    env += workload.run_env()
     env += [{"name": e["name"], "value": e["value"]} for e in task.get("envs") or []]
     volumes = [
         {"volume": pod_volume(v), "volumeMount": {"name": v["name"], "mountPath": v["mount_path"]}}
         for v in task.get("volumes") or []
     ]
     for secret in task.get("secrets") or []:
-        name = dns_label(f"secret-{secret}")
+        name = secret_volume_name(secret)
         volumes.append(
             {
                 "volume": {"name": name, "secret": {"secretName": secret}},
@@ -78,7 +87,7 @@ def function_config(
             raise SpecError(f"--max-replicas {maximum}: below task.replicas ({minimum})")
     spec: dict[str, Any] = {
         "description": function.get("description") or f"{function['name']} (fn-wrapper)",
-        "runtime": f"python:{function['python_version'].removeprefix('PYTHON').replace('_', '.')}",
+        "runtime": runtime,
         "handler": _nuclio_handler(function["source"]),
         "build": {
             "baseImage": image,
@@ -88,7 +97,7 @@ def function_config(
         "env": env,
         "minReplicas": minimum,
         "maxReplicas": maximum,
-        "triggers": {"http": {"kind": "http", "maxWorkers": workers}},
+        "triggers": {"http": {"kind": "http", "numWorkers": workers}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
     }
     if autoscale is not None:
@@ -107,12 +116,43 @@ def function_config(
     }
 
 
+def nuclio_runtime(python_version: str) -> str:
+    """Nuclio's `python:3.X` runtime of a function's python_version; one Nuclio lacks is a
+    SpecError."""
+    dotted = python_version.removeprefix("PYTHON").replace("_", ".")
+    if dotted not in NUCLIO_PYTHONS:
+        raise SpecError(
+            f"function.python_version {python_version!r}: Nuclio has no python:{dotted} runtime"
+            f" (it has python:{', python:'.join(NUCLIO_PYTHONS)}): choose one of those, or"
+            " deploy to Kubernetes (--target kubernetes)"
+        )
+    return f"python:{dotted}"
+
+
+def secret_volume_name(secret: str) -> str:
+    """The volume of a mounted secret: `secret-<name>` as a DNS label, with a short hash of
+    the whole name, so that two names alike in their first characters stay two volumes."""
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:8]
+    return f"secret-{dns_label(secret)}-{digest}"  # at most 7 + 40 + 9 characters
+
+
 def _nuclio_handler(source: dict[str, Any]) -> str:
-    """Nuclio's module:function form of the handler (it passes it to the wrapper)."""
+    """Nuclio's module:function form of the handler (its processor passes it to the wrapper
+    as --handler, over the run spec's): the module as the wrapper imports it."""
     handler = str(source.get("handler") or "handler")
     if ":" in handler:
         return handler
+    return f"{_handler_module(source)}:{handler}"
+
+
+def _handler_module(source: dict[str, Any]) -> str:
+    """The dotted module of a bare handler, from the source's root on sys.path: inline code is
+    written at the relative path code_src names (`src/app.py` is `src.app`); a one-file
+    code_src is imported from its own folder (`fn-wrapper build` copies it alone); anything
+    else has its handler in main.py."""
     code_src = str(source.get("code_src") or "")
-    name = code_src.rsplit("/", 1)[-1]
-    module = name[:-3] if name.endswith(".py") else "main"
-    return f"{module}:{handler}"
+    if source.get("code") is not None or source.get("base64") is not None:
+        path = PurePosixPath(inline_file_name(code_src or None))
+        return ".".join(path.with_suffix("").parts)
+    name = PurePosixPath(unquote(urlsplit(code_src).path)).name  # as a download is named
+    return name[:-3] if name.endswith(".py") else "main"

@@ -25,10 +25,15 @@ def apply_profile(task: dict[str, Any], folder: Optional[Path]) -> dict[str, Any
         raise SpecError(f"task.profile {name!r}: no profiles folder (--profiles DIR)")
     if not is_name(name):
         raise SpecError(f"task.profile {name!r} is not a profile name")
-    profile = _read(folder, name)
+    path, profile = _read(folder, name)
     merged = dict(task)
     for field, value in profile.items():
         if field == "resources":
+            if not isinstance(value, dict):
+                raise SpecError(
+                    f"task.profile {name!r}: {path}: resources: {value!r} is not a mapping of"
+                    " cpu, mem and gpu"
+                )
             own = dict(task.get("resources") or {})
             merged["resources"] = {**value, **{k: v for k, v in own.items() if v is not None}}
         elif field != "profile" and task.get(field) in (None, [], {}):
@@ -45,7 +50,7 @@ def apply_profile(task: dict[str, Any], folder: Optional[Path]) -> dict[str, Any
         raise SpecError(f"task.profile {name!r}: {where}: {first['msg']}") from None
 
 
-def _read(folder: Path, name: str) -> dict[str, Any]:
+def _read(folder: Path, name: str) -> tuple[Path, dict[str, Any]]:
     for suffix in (".yaml", ".yml", ".json"):
         path = folder / f"{name}{suffix}"
         if path.is_file():
@@ -58,5 +63,5 @@ def _read(folder: Path, name: str) -> dict[str, Any]:
                 raise SpecError(f"task.profile {name!r}: {path} is not valid: {reason}") from None
             if not isinstance(data, dict):
                 raise SpecError(f"task.profile {name!r}: {path} is not a mapping of task fields")
-            return data
+            return path, data
     raise SpecError(f"task.profile {name!r}: no {name}.yaml or {name}.json in {folder}")

@@ -7,7 +7,7 @@ import posixpath
 import re
 import sys
 import uuid
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (
@@ -106,6 +106,8 @@ def _quantity(value: Any) -> Any:
         raise ValueError("must be a Kubernetes quantity such as 500m, 2 or 1Gi")
     if not _K8S_QUANTITY.fullmatch(str(value)):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)")
+    if quantity_value(str(value)) > QUANTITY_MAX:
+        raise ValueError(f"{value!r} is more than a Kubernetes quantity may be (2^63-1)")
     return str(value)
 
 
@@ -115,12 +117,20 @@ _SUFFIXES = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "": "1", "k": "1e3", "M": "1
              "Ei": "1152921504606846976"}  # fmt: skip
 
 
+QUANTITY_MAX = Decimal(2**63 - 1)
+"""The largest number a Kubernetes quantity may stand for."""
+_WIDE = Context(prec=60, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[])
+"""Arithmetic for any quantity: an exponent beyond Decimal's range gives Infinity (or 0)."""
+
+
 def quantity_value(quantity: str) -> Decimal:
     """The number a (valid) Kubernetes quantity stands for, to compare two of them."""
-    match = re.fullmatch(r"[+]?([0-9.]+)([eE][+-]?[0-9]+)?([a-zA-Z]*)", quantity)
+    match = re.fullmatch(r"[+]?([0-9.]+)(?:[eE]([+-]?[0-9]+))?([a-zA-Z]*)", quantity)
     assert match is not None, quantity
     number, exponent, suffix = match.groups()
-    return Decimal(number + (exponent or "")) * Decimal(_SUFFIXES[suffix])
+    power = max(-(10**9), min(int(exponent or 0), 10**9))  # far beyond any quantity's range
+    scaled = Decimal(number).scaleb(power, _WIDE)
+    return _WIDE.multiply(scaled, Decimal(_SUFFIXES[suffix]))
 
 
 class ResourceAmount(Strict):
@@ -150,9 +160,15 @@ class Resources(Strict):
     @field_validator("gpu")
     @classmethod
     def _gpu_limits(cls, gpu: Optional[ResourceAmount]) -> Optional[ResourceAmount]:
-        """Kubernetes takes a gpu only as a limit (requests, if given, equal to it): requests
-        alone become the limit."""
-        if gpu is None or gpu.requests is None:
+        """Kubernetes takes a gpu only as a whole number and a limit (requests, if given, equal
+        to it): requests alone become the limit."""
+        if gpu is None:
+            return gpu
+        for side, amount in (("requests", gpu.requests), ("limits", gpu.limits)):
+            value = None if amount is None else quantity_value(amount)
+            if value is not None and value != value.to_integral_value():
+                raise ValueError(f"{side}: {amount!r} is not a whole number of GPUs")
+        if gpu.requests is None:
             return gpu
         if gpu.limits is not None and quantity_value(gpu.limits) != quantity_value(gpu.requests):
             raise ValueError(
@@ -253,9 +269,17 @@ class Toleration(Strict):
     tolerationSeconds: Optional[int] = None
 
     @model_validator(mode="after")
-    def _no_value_when_exists(self) -> Toleration:
+    def _as_kubernetes_allows(self) -> Toleration:
         if self.operator == "Exists" and self.value:
             raise ValueError("operator Exists takes no value")
+        if not self.key and self.operator != "Exists":
+            raise ValueError(
+                "key: an empty key (matching every taint) needs operator Exists, not Equal"
+            )
+        if self.tolerationSeconds is not None and self.effect != "NoExecute":
+            raise ValueError(
+                f"tolerationSeconds: needs effect NoExecute, not {self.effect or 'none'}"
+            )
         return self
 
 
