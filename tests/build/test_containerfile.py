@@ -41,6 +41,19 @@ def test_every_supported_python_version_has_a_runtime() -> None:
         assert any(pin.startswith("nuclio_sdk==") for pin in pins), version
 
 
+@pytest.mark.parametrize("machine", ["x86_64", "amd64", "AMD64"])
+def test_wheel_platforms_use_linuxs_machine_names_x86_64(machine: str) -> None:
+    tags = runtime("PYTHON3_11").platforms(machine)
+    assert tags[0] == "manylinux_2_36_x86_64" and tags[-1] == "manylinux1_x86_64"
+
+
+@pytest.mark.parametrize("machine", ["aarch64", "arm64"])  # arm64: macOS's name
+def test_wheel_platforms_use_linuxs_machine_names_aarch64(machine: str) -> None:
+    tags = runtime("PYTHON3_11").platforms(machine)
+    assert tags[0] == "manylinux_2_36_aarch64" and tags[-1] == "manylinux2014_aarch64"
+    assert not any("arm64" in tag for tag in tags)
+
+
 def test_an_unknown_python_version_names_the_supported_ones() -> None:
     with pytest.raises(SpecError, match="PYTHON2_7' has no runtime: one of PYTHON3_9, PYTHON3_10"):
         runtime("PYTHON2_7")
@@ -82,7 +95,13 @@ def test_requirements_are_installed_in_a_first_stage_under_the_runtime_pins() ->
     assert not any("wheels" in line for line in image)  # no layer ever holds them
     copied = image.index(f"COPY --from=requirements {PACKAGES}/ {PACKAGES}/")
     assert f"site.addsitedir(\\'{PACKAGES}\\')" in image[copied + 1]  # after the runtime's
-    assert image[copied + 2 : copied + 4] == ["RUN apt-get update", "RUN touch /marker"]
+    # installed --no-deps: pip check, seeing the base's packages and these, names a missing one
+    assert image[copied + 2] == (
+        "RUN python -m pip check --disable-pip-version-check || { echo 'fn-wrapper build: a"
+        " requirement misses a dependency (above): name it in the function requirements' >&2;"
+        " exit 1; }"
+    )
+    assert image[copied + 3 : copied + 5] == ["RUN apt-get update", "RUN touch /marker"]
     assert image[-1] == f"USER {USER}"  # root only while installing
     assert not any(line.startswith(("ARG", "ENV AWS", "ENV GIT", "HEALTHCHECK")) for line in lines)
 

@@ -1,9 +1,10 @@
 """Real images, end to end, with no registry: a Debian bookworm root made by debootstrap and
 imported with buildah, Dockerfile.base built on it, a function image built by `fn-wrapper
-build` with one requirement, then the job and serve doors run inside it (`buildah run
---isolation chroot`, the host's network). Needs root, buildah and debootstrap (.ci/run
-installs them); skipped with the reason where they are missing, except under CI, where that
-is a failure. Storage is the test's own (vfs, under a temporary folder), removed at the end.
+build` with one requirement and its dependency (wheels the test makes: no index), then the
+job and serve doors run inside it (`buildah run --isolation chroot`, the host's network).
+Needs root, buildah and debootstrap (.ci/run installs them); skipped with the reason where
+they are missing, except under CI, where that is a failure. Storage is the test's own (vfs,
+under a temporary folder), removed at the end.
 
 FN_WRAPPER_TEST_ROOTFS=/path/rootfs.tar reuses a root tarball instead of debootstrapping one.
 """
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,11 +31,29 @@ BASE = "localhost/py311-base:bookworm"
 WRAPPER_BASE = "localhost/fn-wrapper-base:test-python3.11"
 FUNCTION = "localhost/fn-hello:test"
 MAIN = """
-import six
+import fngreet
 
 def handler(context, event):
-    return f"hi from {six.__name__}"
+    return f"hi from {fngreet.NAME}"
 """
+
+
+def wheel(folder: Path, name: str, code: str, requires: tuple[str, ...] = ()) -> None:
+    """A pure-Python wheel made by hand: the requirements need no package index."""
+    info = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": code,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+        + "".join(f"Requires-Dist: {requirement}\n" for requirement in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(
+            f"{info}/RECORD", "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+        )
+
 
 MISSING = [
     *([] if hasattr(os, "geteuid") and os.geteuid() == 0 else ["root"]),
@@ -169,14 +189,21 @@ def test_a_function_image_runs_the_job_and_serve_doors(
     buildah: Buildah, wrapper_base: str, tmp_path: Path
 ) -> None:
     (tmp_path / "main.py").write_text(MAIN)
+    house = tmp_path / "house"  # a requirement with a dependency (pip check sees both)
+    house.mkdir()
+    wheel(house, "fngreet", "from fnwords import WORD as NAME\n", requires=("fnwords>=1",))
+    wheel(house, "fnwords", "WORD = 'fngreet'\n")
     built = subprocess.run(
-        [sys.executable, "-m", "wrapper", "build", "main.py", "--requirements", "six",
+        [sys.executable, "-m", "wrapper", "build", "main.py", "--requirements", "fngreet",
+         "--wheelhouse", str(house), "--no-index",
          "--base-image", wrapper_base, "--target-image", FUNCTION, "--builder", "buildah",
          "--context-dir", "ctx"],
         cwd=tmp_path, env=buildah.env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
     assert json.loads(built.stdout.splitlines()[-1])["image"] == FUNCTION
+    installed = (tmp_path / "ctx" / "wheels" / "requirements.txt").read_text()
+    assert installed == "fngreet==1.0\nfnwords==1.0\n"
     for recipe in (ROOT / "Dockerfile.base", tmp_path / "ctx" / "Containerfile"):
         lines = recipe.read_text().splitlines()  # no HEALTHCHECK: OCI images would drop it
         assert not any(line.lstrip().upper().startswith("HEALTHCHECK") for line in lines), recipe
@@ -184,7 +211,7 @@ def test_a_function_image_runs_the_job_and_serve_doors(
 
     job = buildah("run", container, "--", "fn-wrapper", "job", "--status-file", "/tmp/status.json")
     summary = json.loads(job.splitlines()[-1])
-    assert summary["state"] == "COMPLETED" and summary["results"] == {"output_0": "hi from six"}
+    assert summary["state"] == "COMPLETED" and summary["results"] == {"output_0": "hi from fngreet"}
     status = json.loads(buildah("run", container, "--", "cat", "/tmp/status.json"))
     assert status["state"] == "COMPLETED" and status["function"] == "main"
 
@@ -204,7 +231,7 @@ def test_a_function_image_runs_the_job_and_serve_doors(
                     body = answer.read()
             except OSError:
                 time.sleep(0.2)
-        assert body == b"hi from six"
+        assert body == b"hi from fngreet"
         # buildah run passes no signal on: SIGTERM goes to the server (its third descendant)
         master = descendants(served.pid)[2]
         os.kill(master, signal.SIGTERM)

@@ -9,7 +9,8 @@ Requirements are installed in a first stage from the context's wheels (no packag
 runtime's pins as constraints) into their own folder, and only that folder is copied into the
 image: the wheels never reach a layer, whatever the builder (docker and Kaniko keep a layer
 per instruction). A `.pth` file appends the folder to `sys.path` after the base image's
-packages, so no requirement shadows fn-wrapper's own dependencies.
+packages, so no requirement shadows fn-wrapper's own dependencies; `pip check` then fails
+the build where a requirement's dependency is missing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ ADD_PACKAGES = (
     "python -c \"import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'fn-function.pth')"
     f".write_text('import site; site.addsitedir(\\'{PACKAGES}\\')\\n')\""
 )
+
+CHECK_PACKAGES = (
+    "python -m pip check --disable-pip-version-check || { echo 'fn-wrapper build: a"
+    " requirement misses a dependency (above): name it in the function requirements' >&2;"
+    " exit 1; }"
+)
+"""The requirements are installed with --no-deps (their wheels are the resolved set): pip
+check, seeing the base image's packages and the function's, fails the build clearly where
+one is missing."""
 
 
 class Recipe(NamedTuple):
@@ -71,7 +81,11 @@ def render(recipe: Recipe) -> str:
         " build one from Dockerfile.base' >&2; exit 1; }",
     ]
     if recipe.requirements:
-        lines += [f"COPY --from=requirements {PACKAGES}/ {PACKAGES}/", f"RUN {ADD_PACKAGES}"]
+        lines += [
+            f"COPY --from=requirements {PACKAGES}/ {PACKAGES}/",
+            f"RUN {ADD_PACKAGES}",
+            f"RUN {CHECK_PACKAGES}",
+        ]
     for number, command in enumerate(recipe.instructions):
         lines.append(f"RUN {_instruction(number, command)}")
     lines += [

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 from wrapper.build.containerfile import APP, Recipe, render
 from wrapper.build.ignore import source_ignore
-from wrapper.build.runtimes import runtime
+from wrapper.build.runtimes import Runtime, runtime
 from wrapper.build.wheels import function_wheels
 from wrapper.errors import SpecError
 from wrapper.plan import FunctionPlan
@@ -63,22 +65,46 @@ class ContextSettings(NamedTuple):
 
 
 def write_context(plan: BuildPlan, folder: Path, settings: ContextSettings) -> Recipe:
-    """Fill `folder` (new or empty) with the build context of `plan`; the image's recipe."""
-    from wrapper.sources import materialise_source
+    """Fill `folder` (new or empty) with the build context of `plan`; the image's recipe.
 
+    The context is written in a new folder beside `folder` and renamed into place once whole:
+    a failed build leaves nothing half written, and the same `folder` can be used again."""
     function = plan.function
     found = runtime(function.python_version)
     base_image = plan.base_image or found.base_image
     allowed(base_image, settings.allowed_base_images)
+    if folder.exists() and not folder.is_dir():
+        raise SpecError(f"--context-dir {folder}: not a folder (a build context needs a new one)")
     if folder.exists() and any(folder.iterdir()):
         raise SpecError(f"--context-dir {folder}: not empty (a build context needs a new folder)")
+    made = next((p for p in reversed((folder, *folder.parents)) if not p.exists()), None)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    try:
+        partial.chmod(0o755)
+        recipe = _write(plan, partial, settings, found, base_image)
+        os.replace(partial, folder)  # an empty folder is replaced, on POSIX systems
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        if made is not None and made != folder:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    return recipe
+
+
+def _write(
+    plan: BuildPlan, folder: Path, settings: ContextSettings, found: Runtime, base_image: str
+) -> Recipe:
+    from wrapper.sources import materialise_source
+
+    function = plan.function
     tree = materialise_source(function, settings.source_settings)
     code = folder / "function" / "code"
-    if tree.single_file:  # the file only, never the folder around it
-        code.mkdir(parents=True)
-        shutil.copy(tree.root / tree.single_file, code)
+    if tree.single_file:  # the file only (at its path in the source), never the folder around it
+        (code / tree.single_file).parent.mkdir(parents=True)
+        shutil.copy(tree.root / tree.single_file, code / tree.single_file)
     else:
-        shutil.copytree(tree.root, code, ignore=source_ignore(tree.root))
+        copy_source(tree.root, code)
     local = f"{APP}/code" + (f"/{tree.single_file}" if tree.single_file else "")
     run_spec = {
         "function": {
@@ -98,6 +124,55 @@ def write_context(plan: BuildPlan, folder: Path, settings: ContextSettings) -> R
     recipe = Recipe(function.name, base_image, bool(pins), plan.instructions)
     (folder / "Containerfile").write_text(render(recipe))
     return recipe
+
+
+def copy_source(root: Path, code: Path) -> None:
+    """Copy the source folder `root` to `code`, less what stays out (wrapper/build/ignore.py).
+
+    A symbolic link is copied as a link (relative), and only when it points inside the folder:
+    one to `/etc/passwd` or `~/.aws` would put the host's file into the image, so it is
+    refused by name, as is a link that points nowhere."""
+    leave_out = source_ignore(root)
+    real_root = root.resolve()
+    links: list[tuple[Path, str]] = []
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        ignored = leave_out(folder, names)
+        for name in names:
+            path = Path(folder, name)
+            if name in ignored or not path.is_symlink():
+                continue
+            shown = path.relative_to(root).as_posix()
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # no target, or a loop (RuntimeError before 3.13)
+                raise SpecError(
+                    f"code_src: the link {shown} -> {os.readlink(path)} points nowhere:"
+                    " remove it, or leave it out in .dockerignore"
+                ) from None
+            if target != real_root and real_root not in target.parents:
+                raise SpecError(
+                    f"code_src: the link {shown} -> {os.readlink(path)} points outside the source"
+                    " folder (its target would go into the image): copy the file in instead, or"
+                    " leave the link out in .dockerignore"
+                )
+            relative = os.path.relpath(target, Path(folder).resolve())
+            links.append((code / shown, relative))
+            ignored.add(name)
+        return ignored
+
+    try:
+        shutil.copytree(root, code, ignore=ignore)
+        for link, target in links:
+            os.symlink(target, link)
+    except shutil.Error as error:
+        failures = error.args[0]
+        shown = (
+            ", ".join(f"{f[0]} ({f[2]})" for f in failures) if isinstance(failures, list) else error
+        )
+        raise SpecError(f"code_src: cannot copy {shown}") from None
+    except OSError as error:
+        raise SpecError(f"code_src: cannot copy {error.filename}: {error.strerror}") from None
 
 
 ALLOW_LIST = "FN_WRAPPER_ALLOWED_BASE_IMAGE"
@@ -133,6 +208,8 @@ def readable(folder: Path) -> None:
     the copied files) reads the code whatever the source's modes or the umask were."""
     folder.chmod(0o755)
     for path in folder.rglob("*"):
+        if path.is_symlink():  # its target, inside the folder, has its own turn
+            continue
         if path.is_dir():
             path.chmod(0o755)
         else:

@@ -15,6 +15,15 @@ from wrapper.errors import SpecError
 
 FOLDER = Path(__file__).resolve().parent.parent / "runtimes"
 
+LINUX_MACHINES = {"arm64": "aarch64", "amd64": "x86_64"}
+"""Other systems' names of the machines (macOS's `arm64`, Windows' `AMD64`) → Linux's, as
+manylinux tags and `platform_machine` markers in a Linux image spell them."""
+
+
+def linux_machine(machine: str) -> str:
+    """`platform.machine()` of the build host as the image's Linux names it."""
+    return LINUX_MACHINES.get(machine.lower(), machine)
+
 
 class Runtime(NamedTuple):
     python_version: str
@@ -34,6 +43,7 @@ class Runtime(NamedTuple):
     def platforms(self, machine: str) -> list[str]:
         """The wheel platform tags that run on this runtime's image on `machine` (x86_64,
         aarch64), newest first, for `pip download --platform` (which does not expand them)."""
+        machine = linux_machine(machine)
         newest = int(self.glibc.split(".")[1])
         tags = [f"manylinux_2_{minor}_{machine}" for minor in range(newest, 16, -1)]
         legacy = ["manylinux2014"] + (

@@ -7,22 +7,31 @@ dependencies is refused here, before anything is built. What the requirements we
 
 from __future__ import annotations
 
+import email.parser
 import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
-from wrapper.build.runtimes import Runtime
+from packaging.requirements import InvalidRequirement, Requirement
+
+from wrapper.build.runtimes import Runtime, linux_machine
 from wrapper.errors import SpecError
 
 
 class WheelError(SpecError):
     """A requirement has no wheel for the image, cannot be fetched, or conflicts with the
     runtime's pins."""
+
+
+ROUNDS = 10
+"""How many times pip is asked again for dependencies it left out (one level deeper each)."""
 
 
 def download_wheels(
@@ -33,15 +42,48 @@ def download_wheels(
     use_index: bool = True,
 ) -> list[str]:
     """Download the wheels `requirements` resolves to (dependencies included, the runtime's
-    pins as constraints) for the image's Python and C library into `destination`; their file
-    names."""
+    pins as constraints) for the image's Python and C library into `destination`; the file
+    names of those the image needs.
+
+    pip evaluates environment markers (`tomli; python_version < "3.11"`) against the host's
+    Python, not the image's: the markers are evaluated here for the image, pip is asked again
+    for the dependencies it left out until none is missing, and the wheels only the host's
+    Python needs are not named."""
+    machine = linux_machine(platform.machine())
+    environment = target_environment(runtime, machine)
+    wanted = _for_image(_requirement_lines(requirements), environment)
+    with tempfile.TemporaryDirectory(prefix="fn-wrapper-requirements-") as folder:
+        for _ in range(ROUNDS):
+            listed = Path(folder, "requirements.txt")
+            listed.write_text("".join(f"{line}\n" for line in wanted))
+            _pip_download(listed, destination, runtime, machine, wheelhouses, use_index)
+            _refuse_other_files(destination, wanted)
+            missing, needed = _closure(destination, wanted, environment)
+            if not missing:
+                return needed
+            wanted += missing
+    raise WheelError(
+        f"requirements: dependencies still missing after {ROUNDS} rounds of pip download:"
+        f" {', '.join(missing)}; name them in the function's requirements"
+    )
+
+
+def _pip_download(
+    requirements: Path,
+    destination: Path,
+    runtime: Runtime,
+    machine: str,
+    wheelhouses: Sequence[Path],
+    use_index: bool,
+) -> None:
+    abi = "cp" + runtime.dotted.replace(".", "")
     command = [
         sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
         "--dest", str(destination), "--only-binary=:all:",
-        "--python-version", runtime.dotted, "--implementation", "cp",
+        "--python-version", runtime.dotted, "--implementation", "cp", "--abi", abi,
         "--constraint", str(runtime.requirements), "--requirement", str(requirements),
     ]  # fmt: skip
-    for tag in runtime.platforms(platform.machine()):
+    for tag in runtime.platforms(machine):
         command += ["--platform", tag]
     for folder in wheelhouses:
         command += ["--find-links", str(folder)]
@@ -62,7 +104,135 @@ def download_wheels(
             f" ({'; '.join(reason) or result.stderr.strip()[-300:]}): the image installs"
             " wheels only; add a wheelhouse (--wheelhouse DIR) holding the missing ones"
         )
-    return sorted(path.name for path in destination.glob("*.whl"))
+
+
+def target_environment(runtime: Runtime, machine: str) -> dict[str, str]:
+    """The PEP 508 marker values of the image's Python on Linux `machine`. Its patch version
+    is unknown here: `.0`, so a marker on it errs towards one dependency more, never less."""
+    full = f"{runtime.dotted}.0"
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": full,
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_system": "Linux",
+        "python_full_version": full,
+        "python_version": runtime.dotted,
+        "sys_platform": "linux",
+    }
+
+
+def _requirement_lines(file: Path) -> list[str]:
+    lines = (line.strip() for line in file.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _for_image(lines: list[str], environment: dict[str, str]) -> list[str]:
+    """The requirements that apply to the image, their markers evaluated for it (and dropped,
+    so pip does not evaluate them again for the host)."""
+    kept = []
+    for line in lines:
+        requirement = _parse(line)
+        if requirement is None or requirement.marker is None:
+            kept.append(line)
+        elif requirement.marker.evaluate({**environment, "extra": ""}):
+            requirement.marker = None
+            kept.append(str(requirement))
+    return kept
+
+
+def _parse(line: str) -> Optional[Requirement]:
+    try:
+        return Requirement(line)
+    except InvalidRequirement:
+        return None  # a pip option line: pip reads it
+
+
+def _refuse_other_files(destination: Path, wanted: Sequence[str]) -> None:
+    """A WheelError naming the requirement that came as something else than a wheel (an
+    sdist, a folder, a VCS checkout): pip would build it on the host, not for the image."""
+    wheels = {_canonical(path.name.split("-")[0]) for path in destination.glob("*.whl")}
+    others = sorted(path.name for path in destination.iterdir() if path.suffix != ".whl")
+    for line in wanted:
+        requirement = _parse(line)
+        if requirement is None or _canonical(requirement.name) in wheels:
+            continue
+        prefix = _canonical(requirement.name) + "-"
+        found = next((name for name in others if _canonical(name).startswith(prefix)), None)
+        fetched = f"pip fetched {found}" if found else "a folder or checkout: pip fetched no file"
+        raise WheelError(
+            f"requirements: {_shown(line)!r} has no wheel ({fetched}): the image installs wheels"
+            " only; build one (`pip wheel`) and add its folder with --wheelhouse DIR"
+        )
+    if others:
+        raise WheelError(
+            f"requirements: a dependency came as {others[0]}, not a wheel: the image installs"
+            " wheels only; build one (`pip wheel`) and add its folder with --wheelhouse DIR"
+        )
+
+
+def _closure(
+    destination: Path, wanted: Sequence[str], environment: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """What the image needs (markers evaluated for it): the dependencies no wheel provides,
+    and the wheels needed (pip may have fetched more: dependencies of the host's Python)."""
+    wheels = {_canonical(path.name.split("-")[0]): path for path in destination.glob("*.whl")}
+    queue = [r for r in map(_parse, wanted) if r is not None]
+    seen: set[tuple[str, str]] = set()
+    missing: dict[str, str] = {}
+    while queue:
+        requirement = queue.pop()
+        name = _canonical(requirement.name)
+        if name not in wheels:
+            requirement.marker = None
+            missing.setdefault(name, str(requirement))
+            continue
+        version = wheels[name].name.split("-")[1]
+        if not requirement.specifier.contains(version, prereleases=True):
+            raise WheelError(
+                f"requirements: {requirement.name}{requirement.specifier} is needed on Python"
+                f" {environment['python_version']} ({_needed_by(wheels, name, version)}), and"
+                f" the wheels have {wheels[name].name}: pip chose it for the host's Python"
+                " (or fn-wrapper's runtime pins it); require versions that agree"
+            )
+        for extra in ("", *sorted(requirement.extras)):
+            if (name, extra) in seen:
+                continue
+            seen.add((name, extra))
+            for dependency in _dependencies(wheels[name]):
+                marker = dependency.marker
+                if marker is None or marker.evaluate({**environment, "extra": extra}):
+                    queue.append(dependency)
+    needed = {name for name, _ in seen}
+    return list(missing.values()), sorted(path.name for n, path in wheels.items() if n in needed)
+
+
+def _needed_by(wheels: dict[str, Path], name: str, version: str) -> str:
+    """Which wheels require `name` (for an error)."""
+    found = [
+        path.name.split("-")[0]
+        for path in wheels.values()
+        if any(_canonical(dependency.name) == name for dependency in _dependencies(path))
+    ]
+    return f"by {', '.join(sorted(found))}" if found else "as written"
+
+
+def _dependencies(wheel: Path) -> list[Requirement]:
+    """The Requires-Dist of a wheel's METADATA."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(
+            (n for n in archive.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)), None
+        )
+        if name is None:
+            raise WheelError(f"requirements: {wheel.name} has no METADATA: not a wheel")
+        metadata = email.parser.BytesHeaderParser().parsebytes(archive.read(name))
+    return [Requirement(line) for line in metadata.get_all("Requires-Dist") or ()]
+
+
+def _shown(requirement: str) -> str:
+    """A requirement as an error names it: a URL's credentials masked."""
+    return re.sub(r"://[^/@\s]+@", "://***@", requirement)
 
 
 def function_wheels(
@@ -79,8 +249,9 @@ def function_wheels(
     if not requirements:
         return []
     with tempfile.TemporaryDirectory(prefix="fn-wrapper-wheels-") as folder:
-        fetched = Path(folder)
-        listed = fetched / "requirements.txt"
+        listed = Path(folder, "requirements.txt")
+        fetched = Path(folder, "wheels")
+        fetched.mkdir()
         listed.write_text("\n".join(requirements) + "\n")
         names = download_wheels(listed, fetched, runtime, wheelhouses, use_index)
         runtime_packages = {_canonical(pin.split("==")[0]) for pin in _pins(runtime)}
