@@ -34,16 +34,25 @@ def interpreter(version: str) -> str:
 
 
 def pins(python: str) -> list[str]:
+    """The runtime's packages at the versions resolved together with the `s3` extra: the
+    image leaves boto3 out, but a function that requires it must fit the pins (on 3.9,
+    botocore needs urllib3 < 1.27, which dulwich accepts too)."""
+    runtime = resolve(python, str(PROJECT))
+    with_s3 = resolve(python, f"{PROJECT}[s3]")
+    return sorted(f"{name}=={with_s3[name]}" for name in runtime if name != "fn-wrapper")
+
+
+def resolve(python: str, requirement: str) -> dict[str, str]:
+    """What `pip install requirement` would install on `python`: name → version."""
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "report.json"
         subprocess.run(
             [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-             "--report", str(report), str(PROJECT)],
+             "--report", str(report), requirement],
             check=True,
         )  # fmt: skip
         installed = json.loads(report.read_text())["install"]
-    names = ((item["metadata"]["name"], item["metadata"]["version"]) for item in installed)
-    return sorted(f"{name}=={version}" for name, version in names if name != "fn-wrapper")
+    return {item["metadata"]["name"]: item["metadata"]["version"] for item in installed}
 
 
 def main() -> None:
