@@ -328,6 +328,19 @@ def test_a_token_in_a_requirement_url_stays_on_the_host(
     assert_no_token(context)
 
 
+def folder_context(
+    app: Path, files: dict[str, str], context: Path, settings: ContextSettings
+) -> list[str]:
+    """Write `files` under the folder `app`, make the build context of a function from it;
+    the files of the context's code, sorted."""
+    for name, text in files.items():
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        (app / name).write_text(text)
+    write_context(plan(code_src=str(app), handler="main:handler"), context, settings)
+    code = context / "function" / "code"
+    return sorted(p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file())
+
+
 def test_a_local_folders_vcs_env_and_ignored_files_stay_out(
     tmp_path: Path, settings: ContextSettings
 ) -> None:
@@ -346,13 +359,8 @@ def test_a_local_folders_vcs_env_and_ignored_files_stay_out(
         "config/shared.yaml": "level: info\n",
         ".dockerignore": "# not for the image\nsecrets/\n*.log\n/config/local.yaml\n",
     }
-    for name, text in files.items():
-        (app / name).parent.mkdir(parents=True, exist_ok=True)
-        (app / name).write_text(text)
     context = tmp_path / "context"
-    write_context(plan(code_src=str(app), handler="main:handler"), context, settings)
-    code = context / "function" / "code"
-    assert sorted(p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file()) == [
+    assert folder_context(app, files, context, settings) == [
         ".dockerignore", "config/shared.yaml", "main.py", "pkg/util.py",
     ]  # fmt: skip
     assert_no_token(context)
@@ -388,13 +396,8 @@ def test_double_stars_match_zero_or_more_folders_and_envrc_stays_out(
         "data/keep.csv": "1\n",
         ".dockerignore": "config/**/local.yaml\ndata/*/*.csv\n",
     }
-    for name, text in files.items():
-        (app / name).parent.mkdir(parents=True, exist_ok=True)
-        (app / name).write_text(text)
     context = tmp_path / "context"
-    write_context(plan(code_src=str(app), handler="main:handler"), context, settings)
-    code = context / "function" / "code"
-    assert sorted(p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file()) == [
+    assert folder_context(app, files, context, settings) == [
         ".dockerignore", "config/shared.yaml", "data/keep.csv", "main.py",
     ]  # fmt: skip
     assert_no_token(context)

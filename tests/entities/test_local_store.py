@@ -165,7 +165,6 @@ OPENERS = """
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks children")
 def test_eight_processes_open_one_new_index_at_once(tmp_path: Path) -> None:
     # Several rounds, since the race (a switch to write-ahead logging or a schema write meeting
     # another process's lock) is narrow: without the retry most runs of this test failed here.

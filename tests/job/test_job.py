@@ -470,7 +470,8 @@ def test_the_project_comes_from_the_flag_else_the_spec(tmp_path: Path, store_roo
 
 
 def test_the_status_document_holds_any_value_as_json() -> None:
-    numpy = pytest.importorskip("numpy")
+    import numpy  # installed with pandas, in the test extra
+
     value = {1: [numpy.int64(3), numpy.float64("nan"), (1.5, float("-inf"))], "s": {2, 3}.__class__}
     assert json_safe(value) == {"1": [3, "NaN", [1.5, "-Infinity"]], "s": "<class 'set'>"}
     assert json.loads(json.dumps(json_safe({"m": [numpy.bool_(True), None]}))) == {

@@ -117,22 +117,3 @@ def test_a_batch_whose_handler_raises_answers_500_for_each_event(processor, code
     [record] = [r for r in answer.logs if r["level"] == "error"]
     assert "RuntimeError: batch failed" in record["message"]
     assert fake.call([event(event_id="3")]).response[0]["status_code"] == 500  # still serving
-
-
-ASYNC_BATCH = """
-import asyncio
-import nuclio_sdk
-
-async def handler(context, events):
-    await asyncio.sleep(0)
-    return [nuclio_sdk.Response(body=e.body.decode().upper(), event_id=e.id,
-                                content_type="text/plain", status_code=200, headers={})
-            for e in events]
-"""
-
-
-def test_a_batch_with_an_async_handler(processor) -> None:
-    fake = processor(ASYNC_BATCH)
-    answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
-    assert [(r["event_id"], r["body"]) for r in answer.response] == [("1", "A"), ("2", "B")]
-    assert answer.duration is not None

@@ -183,8 +183,21 @@ def handler(context, events):
 """
 
 
-def test_a_batch_gets_one_response_per_event_with_its_id(processor) -> None:
-    fake = processor(BATCH)
+ASYNC_BATCH = """
+import asyncio
+import nuclio_sdk
+
+async def handler(context, events):
+    await asyncio.sleep(0)
+    return [nuclio_sdk.Response(body=e.body.decode().upper(), event_id=e.id,
+                                content_type="text/plain", status_code=200, headers={})
+            for e in events]
+"""
+
+
+@pytest.mark.parametrize("code", [BATCH, ASYNC_BATCH], ids=["sync", "async"])
+def test_a_batch_gets_one_response_per_event_with_its_id(processor, code: str) -> None:
+    fake = processor(code)
     answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
     assert isinstance(answer.response, list)
     assert [(r["event_id"], r["body"]) for r in answer.response] == [("1", "A"), ("2", "B")]
