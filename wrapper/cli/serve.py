@@ -30,6 +30,9 @@ def _positive(text: str) -> int:
     return value
 
 
+GRACEFUL_TIMEOUT = 30.0
+"""Seconds in-flight requests get after SIGTERM, unless `--graceful-timeout` says otherwise."""
+
 OPTIONS = (
     *SOURCE_OPTIONS,
     Option("--host", "address to listen on", default="0.0.0.0"),
@@ -48,7 +51,7 @@ OPTIONS = (
         "--graceful-timeout",
         "seconds in-flight requests get to finish after SIGTERM",
         seconds,
-        default=30.0,
+        default=GRACEFUL_TIMEOUT,
     ),
     Option(
         "--keep-alive", "seconds an idle keep-alive connection stays open", seconds, default=5.0

@@ -22,13 +22,12 @@ import re
 from typing import Any, Optional
 
 from wrapper.cli.options import seconds as serve_seconds  # the serve door's own rule
+from wrapper.cli.serve import GRACEFUL_TIMEOUT
 from wrapper.errors import SpecError
 from wrapper.spec.models import SCRATCH_MOUNT as SCRATCH
 from wrapper.spec.models import SPEC_MOUNT as SPEC_DIR
 
 PORT, ADMIN_PORT = 8080, 8082
-GRACEFUL_TIMEOUT = 30.0
-"""The serve door's default graceful timeout (s, `--graceful-timeout`)."""
 MAX_GRACEFUL_TIMEOUT = 86400
 """A day: longer graceful timeouts are refused (a pod's grace period is a whole number)."""
 GRACE_MARGIN = 5

@@ -29,6 +29,7 @@ from wrapper.deploy.kubernetes import (
 )
 from wrapper.errors import SpecError
 from wrapper.sources.inline import inline_file_name
+from wrapper.spec.models import PythonVersion
 
 SECRETS_DIR = "/var/run/secrets/fn-wrapper"
 SOURCE_STUB = "# fn-wrapper loads the code from the run spec (FN_WRAPPER_SPEC) or the image.\n"
@@ -41,7 +42,7 @@ ships the processor's wheels for these only)."""
 
 def entry_path(python_version: str) -> str:
     """Where the base image has the entry file Nuclio's processor runs."""
-    dotted = python_version.removeprefix("PYTHON").replace("_", ".")
+    dotted = PythonVersion(python_version).version
     return f"/opt/fn-wrapper/lib/python{dotted}/site-packages/wrapper/nuclio/entry.py"
 
 
@@ -119,7 +120,7 @@ def function_config(
 def nuclio_runtime(python_version: str) -> str:
     """Nuclio's `python:3.X` runtime of a function's python_version; one Nuclio lacks is a
     SpecError."""
-    dotted = python_version.removeprefix("PYTHON").replace("_", ".")
+    dotted = PythonVersion(python_version).version
     if dotted not in NUCLIO_PYTHONS:
         raise SpecError(
             f"function.python_version {python_version!r}: Nuclio has no python:{dotted} runtime"

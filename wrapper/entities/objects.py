@@ -101,10 +101,17 @@ class Entity:
         """A local file with the content: the store's own file when it keeps one, else a
         download into a temporary folder (once per object, removed when the process exits)."""
         if self._local is None:
-            keeps = self.record.sha256 and not self.is_folder
-            held = self.store.local_file(self.record) if keeps else None
-            self._local = str(held) if held else self.download(_temporary_folder())
+            held = self._held()
+            self._local = held or self.download(_temporary_folder())
         return self._local
+
+    def _held(self) -> Optional[str]:
+        """The file the store itself keeps with the content (a local store's), or None."""
+        if self._local is not None:
+            return self._local
+        keeps = self.record.sha256 and not self.is_folder
+        held = self.store.local_file(self.record) if keeps else None
+        return str(held) if held else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.key!r})"
@@ -128,8 +135,9 @@ class DataItem(Entity):
             with self.open() as stream:
                 return pandas.read_csv(stream, **options)
         if form == "parquet":
-            if self._local or (self.record.sha256 and self.store.local_file(self.record)):
-                return pandas.read_parquet(self.as_file(), **options)
+            held = self._held()
+            if held:
+                return pandas.read_parquet(held, **options)
             with tempfile.TemporaryDirectory(prefix="fn-wrapper-entity-") as folder:
                 return pandas.read_parquet(self.download(folder), **options)  # a seekable file
         raise SpecError(f"{self.key}: cannot read format {form!r} as a DataFrame (csv, parquet)")

@@ -70,7 +70,7 @@ def copy_stream(source: BinaryIO, target: BinaryIO, label: str, total: Optional[
 
 def write_file(path: Path, source: BinaryIO, label: str, total: Optional[int] = None) -> int:
     """Write `source` to `path` whole or not at all; the number of bytes written."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
+    partial = path.with_name(f"{_partial_prefix(path)}{os.getpid()}.{os.urandom(4).hex()}{_PART}")
     try:
         with open(partial, "xb") as target:
             copied = copy_stream(source, target, label, total)
@@ -85,14 +85,22 @@ def write_file(path: Path, source: BinaryIO, label: str, total: Optional[int] = 
     return copied
 
 
+_PART = ".part"
+
+
+def _partial_prefix(path: Path) -> str:
+    """How the names of `path`'s partial files begin (hidden, beside it)."""
+    return f".{path.name}."
+
+
 def remove_partials(path: Path) -> None:
     """Remove the partial files write_file left for `path` in a process killed mid-write."""
-    prefix = f".{path.name}."
+    prefix = _partial_prefix(path)
     try:
         entries = list(os.scandir(path.parent))
     except OSError:  # no folder yet: nothing left there
         return
     for entry in entries:
-        if entry.name.startswith(prefix) and entry.name.endswith(".part"):
+        if entry.name.startswith(prefix) and entry.name.endswith(_PART):
             with contextlib.suppress(OSError):  # another process removed it first
                 os.unlink(entry.path)

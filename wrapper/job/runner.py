@@ -21,14 +21,12 @@ from wrapper.entities.objects import Entity, entity_object
 from wrapper.entities.project import Project, Run
 from wrapper.entities.store import Store
 from wrapper.errors import ExitCode, SpecError, WrapperError
+from wrapper.invocation import RESERVED
 from wrapper.job.outputs import collect, declared_names
 from wrapper.job.status import RunStatus
 from wrapper.plan import FunctionPlan
 
 log = logging.getLogger("wrapper.job")
-
-RESERVED = ("context", "event", "project", "run")
-"""Handler argument names the runtime fills: no parameter or input may take them."""
 
 SIGINT_EXIT = 130
 """The exit code of a run stopped by SIGINT (Ctrl-C), as shells report it."""
@@ -131,7 +129,7 @@ def _execute(plan: FunctionPlan, project: Project, settings: Any) -> Outcome:
         function.start()
     except WrapperError as exc:
         return _failed(exc.message, exc.exit_code, exc.details)
-    except (SystemExit, KeyboardInterrupt) as exc:
+    except KeyboardInterrupt as exc:  # start() makes every other failure an InitError
         message = f"init function raised {_raised(exc)}"
         return _failed(message, ExitCode.INIT_FAILED, user_traceback(exc))
     body = json.dumps(plan.parameters, default=str).encode()
