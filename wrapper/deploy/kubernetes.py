@@ -193,10 +193,17 @@ def _serve(workload: Workload) -> list[Manifest]:
     return [deployment, service]
 
 
-def _autoscaler(workload: Workload, maximum: int, cpu: int) -> Manifest:
-    minimum = workload.task.get("replicas") or 1
+def check_max_replicas(maximum: int, task: dict[str, Any]) -> int:
+    """`--max-replicas` against the task's replicas (at least 1, the least an autoscaler
+    keeps): the minimum it scales from."""
+    minimum = task.get("replicas") or 1
     if maximum < minimum:
         raise SpecError(f"--max-replicas {maximum}: below task.replicas ({minimum})")
+    return int(minimum)
+
+
+def _autoscaler(workload: Workload, maximum: int, cpu: int) -> Manifest:
+    minimum = check_max_replicas(maximum, workload.task)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",

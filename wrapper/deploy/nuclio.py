@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from wrapper.deploy.kubernetes import (
     Workload,
+    check_max_replicas,
     container_resources,
     dns_label,
     placement,
@@ -84,8 +85,7 @@ def function_config(
     maximum = max(minimum, 1)
     if autoscale is not None:
         maximum = autoscale[0]
-        if maximum < max(minimum, 1):
-            raise SpecError(f"--max-replicas {maximum}: below task.replicas ({minimum})")
+        check_max_replicas(maximum, task)
     spec: dict[str, Any] = {
         "description": function.get("description") or f"{function['name']} (fn-wrapper)",
         "runtime": runtime,
