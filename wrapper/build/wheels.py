@@ -23,6 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from wrapper.build.runtimes import Runtime, linux_machine
 from wrapper.errors import SpecError
+from wrapper.sources.uri import redact_uri
 
 
 class WheelError(SpecError):
@@ -162,8 +163,8 @@ def _refuse_other_files(destination: Path, wanted: Sequence[str]) -> None:
         found = next((name for name in others if _canonical(name).startswith(prefix)), None)
         fetched = f"pip fetched {found}" if found else "a folder or checkout: pip fetched no file"
         raise WheelError(
-            f"requirements: {_shown(line)!r} has no wheel ({fetched}): the image installs wheels"
-            " only; build one (`pip wheel`) and add its folder with --wheelhouse DIR"
+            f"requirements: {redact_uri(line)!r} has no wheel ({fetched}): the image installs"
+            " wheels only; build one (`pip wheel`) and add its folder with --wheelhouse DIR"
         )
     if others:
         raise WheelError(
@@ -228,11 +229,6 @@ def _dependencies(wheel: Path) -> list[Requirement]:
             raise WheelError(f"requirements: {wheel.name} has no METADATA: not a wheel")
         metadata = email.parser.BytesHeaderParser().parsebytes(archive.read(name))
     return [Requirement(line) for line in metadata.get_all("Requires-Dist") or ()]
-
-
-def _shown(requirement: str) -> str:
-    """A requirement as an error names it: a URL's credentials masked."""
-    return re.sub(r"://[^/@\s]+@", "://***@", requirement)
 
 
 def function_wheels(

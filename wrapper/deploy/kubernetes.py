@@ -24,6 +24,7 @@ from typing import Any, Optional
 from wrapper.cli.options import seconds as serve_seconds  # the serve door's own rule
 from wrapper.cli.serve import GRACEFUL_TIMEOUT
 from wrapper.errors import SpecError
+from wrapper.sources.uri import has_credentials
 from wrapper.spec.models import SCRATCH_MOUNT as SCRATCH
 from wrapper.spec.models import SPEC_MOUNT as SPEC_DIR
 
@@ -314,9 +315,6 @@ def in_image(source: dict[str, Any]) -> bool:
     return isinstance(code_src, str) and bool(code_src) and "://" not in code_src and not inline
 
 
-_USERINFO = re.compile(r"://[^/?#\s]*@")
-
-
 def _no_credentials(function: dict[str, Any]) -> None:
     """Refuse URLs with credentials (user:token@host) where the manifests would carry them."""
     fields = {"function.source.code_src": function["source"].get("code_src")}
@@ -324,7 +322,7 @@ def _no_credentials(function: dict[str, Any]) -> None:
         {f"function.requirements[{n}]": r for n, r in enumerate(function["requirements"])}
     )
     for field, value in fields.items():
-        if isinstance(value, str) and _USERINFO.search(value):
+        if isinstance(value, str) and has_credentials(value):
             raise SpecError(
                 f"{field}: credentials in the URL would be written into the manifests: give"
                 " them through a secret (task.secrets)"

@@ -21,9 +21,19 @@ def uri_scheme(uri: str) -> str:
     return match.group(1).lower() if match else ""
 
 
-def redact_uri(uri: str) -> str:
-    """The URI with any user:password part hidden, fit for logs and error messages."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1***@", uri)
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+"""A URL's scheme and user:password part, wherever it stands in a text."""
+
+
+def redact_uri(text: str) -> str:
+    """`text` (a URI, or a requirement such as `pkg @ https://...`) with every URL's
+    user:password part hidden, fit for logs and error messages."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def has_credentials(text: str) -> bool:
+    """Whether a URL in `text` carries a user:password part."""
+    return _USERINFO.search(text) is not None
 
 
 @dataclass(frozen=True)
