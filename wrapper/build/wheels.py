@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from wrapper.build.runtimes import Runtime, linux_machine
 from wrapper.errors import SpecError
@@ -153,14 +154,14 @@ def _parse(line: str) -> Optional[Requirement]:
 def _refuse_other_files(destination: Path, wanted: Sequence[str]) -> None:
     """A WheelError naming the requirement that came as something else than a wheel (an
     sdist, a folder, a VCS checkout): pip would build it on the host, not for the image."""
-    wheels = {_canonical(path.name.split("-")[0]) for path in destination.glob("*.whl")}
+    wheels = {_project(path.name) for path in destination.glob("*.whl")}
     others = sorted(path.name for path in destination.iterdir() if path.suffix != ".whl")
     for line in wanted:
         requirement = _parse(line)
-        if requirement is None or _canonical(requirement.name) in wheels:
+        if requirement is None or canonicalize_name(requirement.name) in wheels:
             continue
-        prefix = _canonical(requirement.name) + "-"
-        found = next((name for name in others if _canonical(name).startswith(prefix)), None)
+        prefix = canonicalize_name(requirement.name) + "-"
+        found = next((name for name in others if canonicalize_name(name).startswith(prefix)), None)
         fetched = f"pip fetched {found}" if found else "a folder or checkout: pip fetched no file"
         raise WheelError(
             f"requirements: {redact_uri(line)!r} has no wheel ({fetched}): the image installs"
@@ -178,13 +179,13 @@ def _closure(
 ) -> tuple[list[str], list[str]]:
     """What the image needs (markers evaluated for it): the dependencies no wheel provides,
     and the wheels needed (pip may have fetched more: dependencies of the host's Python)."""
-    wheels = {_canonical(path.name.split("-")[0]): path for path in destination.glob("*.whl")}
+    wheels = {_project(path.name): path for path in destination.glob("*.whl")}
     queue = [r for r in map(_parse, wanted) if r is not None]
     seen: set[tuple[str, str]] = set()
     missing: dict[str, str] = {}
     while queue:
         requirement = queue.pop()
-        name = _canonical(requirement.name)
+        name = canonicalize_name(requirement.name)
         if name not in wheels:
             requirement.marker = None
             missing.setdefault(name, str(requirement))
@@ -214,7 +215,7 @@ def _needed_by(wheels: dict[str, Path], name: str, version: str) -> str:
     found = [
         path.name.split("-")[0]
         for path in wheels.values()
-        if any(_canonical(dependency.name) == name for dependency in _dependencies(path))
+        if any(canonicalize_name(dependency.name) == name for dependency in _dependencies(path))
     ]
     return f"by {', '.join(sorted(found))}" if found else "as written"
 
@@ -250,8 +251,8 @@ def function_wheels(
         fetched.mkdir()
         listed.write_text("\n".join(requirements) + "\n")
         names = download_wheels(listed, fetched, runtime, wheelhouses, use_index)
-        runtime_packages = {_canonical(pin.split("==")[0]) for pin in _pins(runtime)}
-        wanted = [name for name in names if _canonical(name.split("-")[0]) not in runtime_packages]
+        runtime_packages = {canonicalize_name(pin.split("==")[0]) for pin in _pins(runtime)}
+        wanted = [name for name in names if _project(name) not in runtime_packages]
         if not wanted:
             return []
         destination.mkdir()
@@ -268,6 +269,6 @@ def _pins(runtime: Runtime) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def _canonical(name: str) -> str:
-    """A project name as PEP 503 compares them (`Nuclio_SDK` is `nuclio-sdk`)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+def _project(wheel: str) -> str:
+    """The canonical project name of a wheel file name (`Nuclio_SDK-0.6-...whl`: nuclio-sdk)."""
+    return canonicalize_name(wheel.split("-")[0])
