@@ -52,6 +52,7 @@ class Function:
         inputs: Optional[Mapping[str, Any]] = None,
         init_parameters: Optional[Mapping[str, Any]] = None,
         reserved: Optional[Mapping[str, Any]] = None,
+        event_parameters: bool = False,
         debug: bool = False,
     ) -> None:
         self.name = code.handler_name
@@ -59,7 +60,9 @@ class Function:
         self.debug = debug
         self.handler = code.handler
         available = {"context": context, **(reserved or {})}
-        self._call = plan_call(code.handler, available, {**(parameters or {}), **(inputs or {})})
+        self._call = plan_call(
+            code.handler, available, parameters or {}, inputs or {}, event_parameters
+        )
         self.is_async = is_coroutine_function(code.handler)
         self.needs_loop = (
             self.is_async
@@ -199,14 +202,24 @@ def _init_failed(exc: BaseException) -> InitError:
 
 
 def plan_call(
-    handler: Callable[..., Any], available: Mapping[str, Any], values: Mapping[str, Any]
+    handler: Callable[..., Any],
+    available: Mapping[str, Any],
+    run_parameters: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    event_parameters: bool = False,
 ) -> Callable[[Any], Any]:
     """Build `call(event)` filling the handler's arguments by name, decided once, here.
 
-    `available` holds the runtime's reserved values (context, project, run); `values` the
-    run's parameters and inputs. `event` is the only value that changes per call.
+    `available` holds the runtime's reserved values (context, project, run). With
+    `event_parameters` (the job door: the run's parameters are also the event's body), a
+    handler that takes only runtime-filled arguments (`handler(context, event)`, Nuclio's
+    `handler(ctx, evt)`) is not given them as arguments. `event` is the only value that
+    changes per call.
     """
     params = parameters(handler, "handler")
+    if event_parameters and _runtime_filled(handler, params):
+        run_parameters = {}
+    values = {**run_parameters, **inputs}
     fills: list[tuple[int, Param, Any]] = []
     missing: list[str] = []
     takes_kwargs = False
@@ -287,6 +300,16 @@ def _general_caller(
         return handler(*call_args, **call_kwargs)
 
     return call
+
+
+def _runtime_filled(handler: Callable[..., Any], params: list[Param]) -> bool:
+    """A handler that takes the event and otherwise only the runtime's arguments (reserved
+    names, or Nuclio's two positional ones under other names), with no **kwargs."""
+    if any(p.kind == VAR_KEYWORD for p in params):
+        return False
+    named = [p.name for p in params if p.kind != VAR_POSITIONAL]
+    takes_event = "event" in named and all(name in RESERVED for name in named)
+    return takes_event or _nuclio_shaped(handler)
 
 
 def _nuclio_shaped(handler: Callable[..., Any]) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from wrapper import stand_ins
 from wrapper.errors import (
     HandlerModuleNotFound,
     HandlerNotFound,
@@ -96,6 +97,7 @@ def load_code(tree: SourceTree, handler: str, init_function: Optional[str] = Non
     With no `init_function`, a module-level `init_context` (Nuclio's convention) is used.
     """
     ref = HandlerRef.parse(handler, "handler")
+    stand_ins.install()
     module = _import(tree, ref)
     loaded = LoadedCode(handler=lambda: None, handler_name=ref.text, module=module)
     loaded.handler = _resolve(module, ref.attr, loaded, "handler")
@@ -122,6 +124,7 @@ def load_module_handler(handler: str) -> LoadedCode:
     ref = HandlerRef.parse(handler, "handler")
     if ref.module is None:
         raise SpecError(f"handler: {handler!r} must be module:function when no source is given")
+    stand_ins.install()
     module = _import_module(ref.module, None)
     loaded = LoadedCode(handler=lambda: None, handler_name=handler, module=module)
     loaded.handler = _resolve(module, ref.attr, loaded, "handler")
@@ -233,12 +236,14 @@ def _import_module(name: str, root: Optional[Path]) -> ModuleType:
             listing = f" ({_listing(root)})" if root else " on sys.path"
             raise HandlerModuleNotFound(f"no module named {name!r}{listing}") from None
         where = _user_frame(exc.__traceback__, root)
-        raise LoadError(
-            f"module {name!r} imports {exc.name!r}{where}, which is not installed: "
-            "add it to the function's requirements"
-        ) from None
+        missing = (
+            f"which is not one of the modules it has{stand_ins.hint(exc.name)}"
+            if stand_ins.hint(exc.name)
+            else "which is not installed: add it to the function's requirements"
+        )
+        raise LoadError(f"module {name!r} imports {exc.name!r}{where}, {missing}") from None
     except ImportError as exc:
-        where = _user_frame(exc.__traceback__, root)
+        where = _user_frame(exc.__traceback__, root) + stand_ins.hint(exc.name)
         raise LoadError(f"module {name!r} could not be imported: {exc}{where}") from None
     except (Exception, SystemExit) as exc:
         where = _user_frame(exc.__traceback__, root)

@@ -46,5 +46,6 @@ def prepare_function(
         inputs=inputs,
         init_parameters=plan.init_parameters,
         reserved=reserved,
+        event_parameters=trigger_kind == "job",
         debug=debug,
     )

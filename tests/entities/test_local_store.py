@@ -349,3 +349,103 @@ def test_a_run_document_killed_mid_write_leaves_its_partial_in_tmp(store: LocalS
     assert [p.name for p in (store.root / "runs" / "demo").iterdir()] == ["r1.json"]
     assert len(list((store.root / "tmp").iterdir())) == 1  # where stale temps are removed
     assert store.get_run("demo", "r1")["state"] == "RUNNING"
+
+
+def test_remove_shows_the_previous_version_and_deletes_its_content(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    first = store.put(dataitem(created_ns=1), io.BytesIO(b"v1"), "iris.csv")
+    second = store.put(dataitem(created_ns=2), io.BytesIO(b"v2"), "iris.csv")
+    folder = store.root / "content/demo/dataitem/iris"
+    outside = tmp_path / "outside.csv"
+    outside.write_text("keep")
+    (folder / second.id / "link").symlink_to(outside)  # removed as a link, never followed
+    store.remove(second)
+    assert store.latest("demo", "dataitem", "iris").id == first.id
+    assert [record.id for record in store.versions()] == [first.id]
+    assert [path.name for path in folder.iterdir()] == [first.id]
+    assert outside.read_text() == "keep"
+    with store.open(first) as stream:
+        assert stream.read() == b"v1"
+
+    remote = store.put(dataitem("wine", spec={"path": "s3://bucket/wine.csv"}), None, "")
+    store.remove(remote)
+    assert store.versions(name="wine") == []
+    assert not (store.root / "content/demo/dataitem/wine").exists()
+
+    with pytest.raises(EntityNotFound) as caught:
+        store.remove(second)
+    assert caught.value.message == (
+        f"no version {second.id!r} of dataitem 'iris' in project 'demo' (store {store.uri})"
+    )
+    with pytest.raises(EntityNotFound, match=r"no version '\.\./x' of dataitem 'iris'"):
+        store.remove(dataitem(id="../x"))
+
+
+def test_remove_refuses_a_version_folder_that_is_a_symlink(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    record = store.put(dataitem(), io.BytesIO(b"x"), "d.csv")
+    folder = Path(record.path).parent
+    folder.rename(tmp_path / "moved")
+    folder.symlink_to(tmp_path / "moved")
+    with pytest.raises(StoreError, match=f"refusing the symbolic link {folder}"):
+        store.remove(record)
+    assert [found.id for found in store.versions()] == [record.id]  # refused before any change
+    assert (tmp_path / "moved" / "d.csv").read_bytes() == b"x"
+
+
+def test_update_rewrites_the_metadata_and_keeps_the_content(store: LocalStore) -> None:
+    old = store.put(dataitem(created_ns=1, labels={"team": "a"}), io.BytesIO(b"v1"), "iris.csv")
+    new = store.put(dataitem(created_ns=2), io.BytesIO(b"v2"), "iris.csv")
+    changed = store.version("demo", "dataitem", "iris", old.id)
+    changed.labels = {"team": "b", "stage": "prod"}
+    changed.spec["schema"] = {"fields": ["sepal"]}
+    store.update(changed)
+    again = store.version("demo", "dataitem", "iris", old.id)
+    assert again.to_dict() == changed.to_dict()
+    assert (again.labels, again.spec["schema"]) == (changed.labels, {"fields": ["sepal"]})
+    found = store.versions("demo", "dataitem", "iris")
+    assert [record.id for record in found] == [new.id, old.id]  # created_ns unchanged
+    assert found[1].to_dict() == changed.to_dict()
+    with store.open(again) as stream:
+        assert stream.read() == b"v1"
+
+    with pytest.raises(EntityNotFound, match=r"^no version 'abc' of dataitem 'iris'"):
+        store.update(dataitem(id="abc"))
+    changed.created_ns = 3
+    with pytest.raises(StoreError, match="an update cannot change its kind, creation time or"):
+        store.update(changed)
+    assert store.latest("demo", "dataitem", "iris").id == new.id
+
+
+def test_runs_newest_first_by_project_skipping_what_is_no_run(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    for run_id, project, started in [
+        ("a1", "demo", "2024-01-01T00:00:00+00:00"),
+        ("b2", "demo", "2024-03-01T00:00:00.000001+00:00"),
+        ("c3", "demo", None),
+        ("d4", "demo", "2024-03-01T00:00:00.000001+00:00"),  # same time as b2: higher id first
+        ("z9", "other", "2024-02-01T00:00:00+00:00"),
+    ]:
+        store.put_run({"id": run_id, "project": project, "state": "RUNNING", "started": started})
+    store.put_run({"id": "e5", "project": "demo"})  # no "started" at all
+    runs = store.root / "runs" / "demo"
+    (runs / "broken.json").write_text('{"id": "x1", "started": "2030')
+    (runs / "list.json").write_text('[{"id": "x2"}]')
+    (runs / "binary.json").write_bytes(b"\xff\xfe{}")
+    (runs / ".x3.json.part").write_text('{"id": "x3", "started": "2030"}')
+    (runs / "folder.json").mkdir()
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"id": "x4", "started": "2030"}')
+    (runs / "link.json").symlink_to(outside)
+
+    def ids(found: list[dict[str, Any]]) -> list[str]:
+        return [document["id"] for document in found]
+
+    assert ids(store.runs("demo")) == ["d4", "b2", "a1", "e5", "c3"]
+    assert ids(store.runs()) == ["d4", "b2", "z9", "a1", "e5", "c3"]
+    assert store.runs("demo")[0] == store.get_run("demo", "d4")
+    assert store.runs("nobody") == []
+    assert store.runs("../demo") == []

@@ -64,10 +64,13 @@ def test_csv_tsv_and_parquet_dataitems_read_as_dataframes(project: Project, tmp_
 
 
 def test_an_unknown_format_names_the_dataitem(project: Project, tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("hello")
-    item = project.log_dataitem("notes", source=tmp_path / "notes.txt")
-    with pytest.raises(SpecError, match=r"notes:.*cannot tell the format of 'notes.txt'"):
+    (tmp_path / "notes.bin").write_text("hello")
+    item = project.log_dataitem("notes", source=tmp_path / "notes.bin")
+    with pytest.raises(SpecError, match=r"notes:.*cannot tell the format of 'notes.bin'"):
         item.as_df()
+    with pytest.raises(SpecError, match=r"cannot read format 'xml' as a DataFrame \(csv, "):
+        item.as_df(file_format="xml")
+    assert item.as_df(file_format="txt").columns.tolist() == ["hello"]  # txt is csv
 
 
 def test_download_as_file_and_overwrite(project: Project, tmp_path: Path) -> None:
@@ -104,8 +107,8 @@ def test_a_remote_dataitem_is_streamed_from_its_url(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "give exactly one of source, data or path (got none)"),
-        ({"data": b"x", "path": "http://h/x"}, "got data, path"),
+        ({}, "give source (a local file or folder) or data"),
+        ({"data": b"x", "source": "/x"}, "give source or data, not both"),
         ({"data": 3}, "data must be bytes or a DataFrame, not int"),
         ({"source": "/nonexistent/file"}, "cannot read /nonexistent/file"),
     ],
@@ -183,12 +186,17 @@ def test_run_metrics_and_status_so_far(project: Project) -> None:
     run.log_metric("loss", 0.5)
     run.log_metric("loss", [0.4, 0.3])
     run.log_metric("epochs", 3, single_value=True)
+    run.log_metric("epochs", 4, single_value=True)  # DigitalHub: a single value is set once
+    run.log_metrics({"acc": 0.7, "loss": 0.2})  # new: a single value; kept: appended
+    assert run.status.metrics == {"loss": [0.5, 0.4, 0.3, 0.2], "epochs": 3, "acc": 0.7}
     run.log_metrics({"loss": 0.1}, overwrite=True)
-    assert run.status.metrics == {"loss": [0.1], "epochs": 3}
-    run.status.metrics["loss"].append(9)  # a copy: the run's own stays as it is
-    assert run.metrics == {"loss": [0.1], "epochs": 3}
+    assert run.status.metrics["loss"] == 0.1
+    run.status.metrics["acc"] = 9  # a copy: the run's own stays as it is
+    assert run.metrics == {"loss": 0.1, "epochs": 3, "acc": 0.7}
     with pytest.raises(SpecError, match=r"log_metric\('m'\): a dict is not a metric value"):
         run.log_metric("m", {"a": 1})
+    with pytest.raises(SpecError, match=r"log_metric\('m'\): a str is not a metric value"):
+        run.log_metric("m", [1, "2"])
 
 
 def test_a_model_folder_is_kept_whole_and_downloaded_as_a_folder(
@@ -200,21 +208,21 @@ def test_a_model_folder_is_kept_whole_and_downloaded_as_a_folder(
     (source / "tokenizer" / "vocab.txt").write_text("a\nb\n")
     model = project.log_model("bert", source=source, framework="torch")
     assert model.is_folder and model.framework == "torch"
-    target = tmp_path / "out"
-    target.mkdir()
+    target = tmp_path / "out"  # DigitalHub: the folder's files go into the destination
     folder = Path(model.download(target))
-    assert folder == target / "bert"
+    assert folder == target
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == [
         "tokenizer", "tokenizer/vocab.txt", "weights.bin"
     ]  # fmt: skip
     assert (folder / "weights.bin").read_bytes() == b"\x00weights"
-    with pytest.raises(StoreError, match="exists: pass overwrite=True"):
+    (folder / "weights.bin").write_bytes(b"changed")
+    with pytest.raises(StoreError, match=r"out/tokenizer/vocab.txt exists: pass overwrite=True"):
         model.download(target)
+    assert (folder / "weights.bin").read_bytes() == b"changed"  # nothing written
     (folder / "stale.txt").write_text("old")
     assert model.download(target, overwrite=True) == str(folder)
-    assert not (folder / "stale.txt").exists() and sorted(p.name for p in target.iterdir()) == [
-        "bert"
-    ]  # no temporary left beside it
+    assert (folder / "weights.bin").read_bytes() == b"\x00weights"
+    assert sorted(p.name for p in target.iterdir()) == ["stale.txt", "tokenizer", "weights.bin"]
     local = Path(project.get_model("bert").as_file())
     assert (local / "tokenizer" / "vocab.txt").read_text() == "a\nb\n"
 
@@ -224,8 +232,9 @@ def test_a_folder_with_files_from_before_1980_is_kept(project: Project, tmp_path
     source.mkdir()
     (source / "epoch.txt").write_text("1970")
     os.utime(source / "epoch.txt", (0, 0))  # zip cannot date it: it is dated 1980 instead
-    folder = Path(project.log_model("old", source=source).download(tmp_path / "out"))
-    assert (folder / "epoch.txt").read_text() == "1970"
+    path = Path(project.log_model("old", source=source).download(tmp_path / "out"))
+    assert path == tmp_path / "out" / "epoch.txt"  # DigitalHub: a folder's one file's path
+    assert path.read_text() == "1970"
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import pytest
 
 from tests.moto_s3 import SECRET, moto_server, point_aws_at
+from wrapper.entities import s3store
 from wrapper.entities.keys import EntityKey
 from wrapper.entities.project import Project
 from wrapper.entities.record import EntityRecord
@@ -266,6 +267,80 @@ def test_a_broken_entity_document_is_a_store_error(bucket: Bucket) -> None:
     assert caught.value.message == f"S3 store: s3://{bucket.name}/{key} is not an entity document"
 
 
+def test_remove_deletes_entity_json_first_then_the_content(
+    bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = bucket.store()
+    first = store.put(dataitem(created_ns=1), io.BytesIO(b"v1"), "iris.csv")
+    second = store.put(dataitem(created_ns=2), io.BytesIO(b"v2"), "iris.csv")
+    folder = f"team/store/entities/demo/dataitem/iris/{second.id}/"
+    for n in range(3):  # more under the version than one (shrunk) batch deletes
+        bucket.client.put_object(Bucket=bucket.name, Key=f"{folder}content/extra{n}", Body=b"")
+    monkeypatch.setattr(s3store, "_BATCH", 2)
+    deleted: list[list[str]] = []
+
+    def one(params: dict[str, Any], **_: Any) -> None:
+        deleted.append([params["Key"]])
+
+    def many(params: dict[str, Any], **_: Any) -> None:
+        deleted.append([item["Key"] for item in params["Delete"]["Objects"]])
+
+    store._client.meta.events.register("provide-client-params.s3.DeleteObject", one)
+    store._client.meta.events.register("provide-client-params.s3.DeleteObjects", many)
+    store.remove(second)
+    assert deleted[0] == [f"{folder}entity.json"]
+    assert [len(batch) for batch in deleted[1:]] == [2, 2]
+    assert sorted(key for batch in deleted[1:] for key in batch) == [
+        f"{folder}content/{name}" for name in ("extra0", "extra1", "extra2", "iris.csv")
+    ]
+    assert not [key for key in bucket.object_keys() if second.id in key]
+    assert store.latest("demo", "dataitem", "iris").id == first.id
+    with store.open(store.latest("demo", "dataitem", "iris")) as stream:
+        assert stream.read() == b"v1"
+
+    remote = store.put(dataitem("wine", spec={"path": f"s3://{bucket.name}/raw/w.csv"}), None, "")
+    bucket.client.put_object(Bucket=bucket.name, Key="raw/w.csv", Body=b"kept")
+    store.remove(remote)
+    assert store.versions(name="wine") == []
+    assert [key for key in bucket.object_keys() if "wine" in key or "raw" in key] == ["raw/w.csv"]
+
+    with pytest.raises(EntityNotFound) as caught:
+        store.remove(second)
+    assert caught.value.message == (
+        f"no version {second.id!r} of dataitem 'iris' in project 'demo' (store {store.uri})"
+    )
+    with pytest.raises(EntityNotFound, match=re.escape("no version '../x' of dataitem 'iris'")):
+        store.remove(dataitem(id="../x"))
+
+
+def test_update_rewrites_entity_json_and_keeps_the_content(bucket: Bucket) -> None:
+    store = bucket.store()
+    old = store.put(dataitem(created_ns=1, labels={"team": "a"}), io.BytesIO(b"v1"), "iris.csv")
+    new = store.put(dataitem(created_ns=2), io.BytesIO(b"v2"), "iris.csv")
+    keys = bucket.object_keys()
+    changed = store.version("demo", "dataitem", "iris", old.id)
+    changed.labels = {"team": "b", "stage": "prod"}
+    changed.spec["schema"] = {"fields": ["sepal"]}
+    store.update(changed)
+    again = store.version("demo", "dataitem", "iris", old.id)
+    assert again.to_dict() == changed.to_dict()
+    assert (again.labels, again.spec["schema"]) == (changed.labels, {"fields": ["sepal"]})
+    found = store.versions("demo", "dataitem", "iris")
+    assert [record.id for record in found] == [new.id, old.id]
+    assert found[1].to_dict() == changed.to_dict()
+    assert bucket.object_keys() == keys
+    with store.open(again) as stream:
+        assert stream.read() == b"v1"
+
+    with pytest.raises(EntityNotFound, match=r"^no version 'abc' of dataitem 'iris'"):
+        store.update(dataitem(id="abc"))
+    assert not [key for key in bucket.object_keys() if "/abc/" in key]
+    changed.spec["path"] = f"s3://{bucket.name}/elsewhere.csv"
+    with pytest.raises(StoreError, match="an update cannot change its kind, creation time or"):
+        store.update(changed)
+    assert store.version("demo", "dataitem", "iris", old.id).path == old.path
+
+
 # --- runs -----------------------------------------------------------------------------------
 
 
@@ -283,6 +358,35 @@ def test_run_documents_round_trip_and_missing(bucket: Bucket) -> None:
         store.get_run("demo", "../r1")
     with pytest.raises(StoreError, match=re.escape("project 'demo' or id '../x' is no name")):
         store.put_run({"id": "../x", "project": "demo"})
+
+
+def test_runs_newest_first_by_project_skipping_what_is_no_run(bucket: Bucket) -> None:
+    store = bucket.store()
+    for run_id, project, started in [
+        ("a1", "demo", "2024-01-01T00:00:00+00:00"),
+        ("b2", "demo", "2024-03-01T00:00:00.000001+00:00"),
+        ("c3", "demo", None),
+        ("d4", "demo", "2024-03-01T00:00:00.000001+00:00"),  # same time as b2: higher id first
+        ("z9", "other", "2024-02-01T00:00:00+00:00"),
+    ]:
+        store.put_run({"id": run_id, "project": project, "state": "RUNNING", "started": started})
+    store.put_run({"id": "e5", "project": "demo"})  # no "started" at all
+    for key, body in [
+        ("runs/demo/broken.json", b'{"id": "x1", "started": "2030'),
+        ("runs/demo/list.json", b'[{"id": "x2"}]'),
+        ("runs/demo/deeper/x3.json", b'{"id": "x3", "started": "2030"}'),
+        ("entities/demo/x4.json", b'{"id": "x4", "started": "2030"}'),
+    ]:
+        bucket.client.put_object(Bucket=bucket.name, Key=f"team/store/{key}", Body=body)
+
+    def ids(found: list[dict[str, Any]]) -> list[str]:
+        return [document["id"] for document in found]
+
+    assert ids(store.runs("demo")) == ["d4", "b2", "a1", "e5", "c3"]
+    assert ids(store.runs()) == ["d4", "b2", "z9", "a1", "e5", "c3"]
+    assert store.runs("demo")[0] == store.get_run("demo", "d4")
+    assert store.runs("nobody") == []
+    assert store.runs("../demo") == []
 
 
 # --- settings and errors --------------------------------------------------------------------

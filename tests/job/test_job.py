@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def train(project, run, table, notes, model, factor: int = 2):
 """
 
 DIGITALHUB = """
-from wrapper import handler
+from digitalhub_runtime_python import handler
 
 def init_context(context, dataitem):
     assert context.run.status.state == "RUNNING"
@@ -130,7 +131,9 @@ def test_a_job_reads_its_inputs_and_keeps_its_outputs_with_lineage(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     line = summary(result)
-    assert line["state"] == "COMPLETED" and line["results"] == {"rows": 3}
+    assert line["state"] == "COMPLETED"
+    assert line["results"] == {"rows": 3, "blob": str(b"NOTES \x00\x01weights")}  # bytes: a
+    # result, written as DigitalHub's JSON encoder writes them (their str())
     status = json.loads(status_file.read_text())
     assert status["state"] == "COMPLETED" and status["inputs"] == inputs
     assert sorted(status["consumed"]) == sorted(inputs.values())
@@ -142,17 +145,12 @@ def test_a_job_reads_its_inputs_and_keeps_its_outputs_with_lineage(
     outputs = status["outputs"]
     frame = project.get_dataitem(outputs["scaled"]).as_df()
     assert frame["b"].tolist() == [30, 60, 90]
-    blob = project.get_artifact(outputs["blob"])
-    with blob.open() as stream:
-        assert stream.read() == b"NOTES \x00\x01weights"
     report = project.get_artifact(outputs["report"])
     assert Path(report.as_file()).read_text() == f"{status['id']} 3 demo"
     assert report.record.run == status["id"]
 
 
-def test_a_digitalhub_function_runs_with_only_its_import_changed(
-    tmp_path: Path, store_uri: str
-) -> None:
+def test_a_digitalhub_function_runs_with_its_own_import(tmp_path: Path, store_uri: str) -> None:
     (tmp_path / "x.csv").write_text("x;y\n1;a\n2;b\n")
     project = Project("default", open_store(store_uri))
     key = project.log_dataitem("xs", source=tmp_path / "x.csv").key
@@ -165,8 +163,11 @@ def test_a_digitalhub_function_runs_with_only_its_import_changed(
         cwd=tmp_path, store=store_uri,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
-    assert summary(result)["results"] == {"total": 60, "trigger": "job", "body": {"scale": 10}}
+    assert summary(result)["results"] == {"total": 60, "trigger": "job"}
     status = json.loads(status_file.read_text())  # valid JSON: NaN is written as "NaN"
+    body = project.get_artifact(status["outputs"]["body"])  # a dict: pickled, as DigitalHub does
+    with body.open() as stream:
+        assert pickle.load(stream) == {"scale": 10}
     assert status["metrics"] == {"accuracy": [0.5, 0.75], "loss": "NaN"}
     assert status["consumed"] == [key]
     assert open_store(store_uri).get_run("default", status["id"]) == status
@@ -209,10 +210,11 @@ def test_a_digitalhub_function_runs_with_only_its_import_changed(
          "nowhere_to_be_found"),
         ("def h(run):\n    run.log_metric('m', [1, {2}])\n    return 1", (),
          ExitCode.HANDLER_FAILED, "log_metric('m'): a set is not a metric value"),
-        ("def h(): return object()", (), ExitCode.HANDLER_FAILED,
-         "output 'output_0': a object cannot be kept"),
-        ("from wrapper import handler\n@handler(outputs=['a', 'b'])\ndef h(): return 1", (),
-         ExitCode.HANDLER_FAILED, "declares 2 outputs (a, b) but returned 1 value(s)"),
+        ("def h(): return (i for i in [1])", (), ExitCode.HANDLER_FAILED,
+         "output 'output_0': a generator cannot be pickled (TypeError: "),
+        ("from wrapper import handler\n@handler(outputs=[{'name': 'a', 'kind': 'csv'}])\n"
+         "def h(): return 1", (), ExitCode.BAD_INPUT,
+         "@handler(outputs=...): output a: kind 'csv' is not one of dataitem, table, "),
     ],
 )  # fmt: skip
 def test_each_error_has_its_exit_code_state_and_message(
@@ -258,7 +260,7 @@ from pathlib import Path
 def h(root):
     shutil.rmtree(Path(root, "tmp"))
     Path(root, "tmp").write_text("not a folder")  # no content or run document can be written
-    return b"lost"
+    return {"lost": True}  # pickled into an artifact, as DigitalHub keeps a dict
 """
 
 
@@ -340,9 +342,14 @@ def test_a_signal_stops_the_handler_and_records_stopped(
 
 
 BIG_OUTPUT = """
+from pathlib import Path
+
 def h(size):
+    big = Path("big.bin")
+    with big.open("wb") as out:
+        out.truncate(size)
     print('writing', flush=True)
-    return b'x' * size
+    return big
 """
 
 
@@ -391,7 +398,7 @@ def test_a_job_killed_while_writing_leaves_no_partial_output_or_status(
 
 
 def test_eight_jobs_write_to_one_store_at_once(tmp_path: Path, store_root: Path) -> None:
-    (tmp_path / "w.py").write_text("def h(run):\n    return run.id.encode() * 1000, 7\n")
+    (tmp_path / "w.py").write_text("def h(run):\n    return {'run': run.id * 1000}, 7\n")
     job_command = command(store_root, "--code-src", "w.py", "--handler", "w:h")
     processes = [
         subprocess.Popen(job_command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -405,7 +412,7 @@ def test_eight_jobs_write_to_one_store_at_once(tmp_path: Path, store_root: Path)
     project = Project("default", store)
     for record in outputs:
         with project.get_artifact(str(record.key)).open() as stream:
-            assert stream.read() == record.run.encode() * 1000  # type: ignore[union-attr]
+            assert pickle.load(stream) == {"run": record.run * 1000}  # type: ignore[operator]
 
 
 def test_the_store_command_registers_and_reads_back(tmp_path: Path, store_root: Path) -> None:

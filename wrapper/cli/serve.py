@@ -96,11 +96,13 @@ def run(settings: Settings) -> int:
         context = make_context(trigger_kind="http")
         reserved: dict[str, Any] = {}
         if settings.store:  # each worker opens the store and has a serving run of its own
-            from wrapper.entities.project import Project, Run
+            from wrapper.entities.project import Project
+            from wrapper.entities.run import Run
             from wrapper.entities.store import open_store
 
-            run = Run(settings.project, function=plan.name, action="serve")
-            project = Project(settings.project, open_store(settings.store), run)
+            store = open_store(settings.store)
+            run = Run(settings.project, function=plan.name, action="serve", store=store)
+            project = Project(settings.project, store, run)
             reserved = {"project": project, "run": run}
             context.project, context.run = project, run
         return prepare_function(

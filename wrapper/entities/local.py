@@ -3,8 +3,8 @@
 Layout under the root: `index.sqlite3` (one row per version), `content/<project>/<entity_type>/
 <name>/<id>/<filename>`, `runs/<project>/<run_id>.json` and `tmp/` for partial writes. Content is
 written to `tmp/`, synced and renamed into place before its row is committed, so a writer killed
-at any moment leaves nothing visible. Every path is built from checked names, stays under the
-root and never follows a symbolic link.
+at any moment leaves nothing visible (a removal deletes the row first, then the content). Every
+path is built from checked names, stays under the root and never follows a symbolic link.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -20,9 +21,16 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
 
-from wrapper.entities.keys import ENTITY_TYPES, name_fault
+from wrapper.entities.keys import ENTITY_TYPES, is_name, name_fault
 from wrapper.entities.record import EntityRecord
-from wrapper.entities.store import CHUNK, EntityNotFound, Store, StoreError, content_filename
+from wrapper.entities.store import (
+    CHUNK,
+    EntityNotFound,
+    Store,
+    StoreError,
+    content_filename,
+    newest_runs,
+)
 from wrapper.entities.transfer import Progress
 from wrapper.errors import SpecError
 
@@ -33,6 +41,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS versions_by_name"
     " ON versions (project, entity_type, name, created_ns)",
 )
+_BY_KEY = "WHERE project = ? AND entity_type = ? AND name = ? AND id = ?"
 BUSY_TIMEOUT = 30.0
 """Seconds a writer waits for another process's transaction before giving up."""
 STALE_TEMP = 3600.0
@@ -94,16 +103,41 @@ class LocalStore(Store):
 
     def version(self, project: str, entity_type: str, name: str, id: str) -> EntityRecord:
         rows = self._execute(
-            "SELECT document FROM versions"
-            " WHERE project = ? AND entity_type = ? AND name = ? AND id = ?",
-            (project, entity_type, name, id),
+            f"SELECT document FROM versions {_BY_KEY}", (project, entity_type, name, id)
         )
         if not rows:
-            raise EntityNotFound(
-                f"no version {id!r} of {entity_type} {name!r} in project {project!r}"
-                f" (store {self.uri})"
-            )
+            raise self._no_version(project, entity_type, name, id)
         return EntityRecord.from_dict(json.loads(rows[0][0]))
+
+    def remove(self, record: EntityRecord) -> None:
+        where = (record.project, record.entity_type, record.name, record.id)
+        if name_fault(project=record.project, name=record.name, id=record.id) or (
+            record.entity_type not in ENTITY_TYPES
+        ):
+            raise self._no_version(*where)  # no version has such a name
+        folder = self._confined("content", *where)  # a planted link is refused before any change
+        _, changed = self._statement(f"DELETE FROM versions {_BY_KEY}", where)
+        if not changed:
+            raise self._no_version(*where)
+        try:
+            shutil.rmtree(folder)  # never follows a link inside (and refuses one as `folder`)
+        except FileNotFoundError:
+            pass  # nothing held: a remote path
+        except OSError as exc:
+            raise StoreError(
+                f"store {self.uri}: {str(record.key)!r} is removed but not its content"
+                f" {folder}: {exc.strerror}"
+            ) from None
+
+    def update(self, record: EntityRecord) -> None:
+        where = (record.project, record.entity_type, record.name, record.id)
+        self._check_update(self.version(*where), record)
+        document = json.dumps(record.to_dict(), separators=(",", ":"))
+        _, changed = self._statement(
+            f"UPDATE versions SET document = ? {_BY_KEY}", (document, *where)
+        )
+        if not changed:
+            raise self._no_version(*where)  # removed meanwhile
 
     def open(self, record: EntityRecord) -> BinaryIO:
         path = self.local_file(record)
@@ -147,11 +181,50 @@ class LocalStore(Store):
             raise StoreError(f"store {self.uri}: cannot read {path}: {exc}") from None
         return found
 
+    def runs(self, project: Optional[str] = None) -> list[dict[str, Any]]:
+        if project is not None and not is_name(project):
+            return []  # no run is kept under such a name
+        names = [project] if project else self._entries(self._confined("runs"), folders=True)
+        found = []
+        for name in names:
+            folder = self._confined("runs", name)
+            for entry in self._entries(folder, folders=False):
+                if entry.endswith(".json") and is_name(entry[: -len(".json")]):
+                    found.append(self._read_run(folder / entry))
+        return newest_runs(document for document in found if document is not None)
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None and self._pid == os.getpid():
                 self._connection.close()
             self._connection = None
+
+    def _entries(self, folder: Path, folders: bool) -> list[str]:
+        """The names of the folders (or files) in `folder` that are names, never symbolic
+        links, in order; none when `folder` is absent."""
+        try:
+            with os.scandir(folder) as entries:
+                return sorted(
+                    entry.name
+                    for entry in entries
+                    if is_name(entry.name)
+                    and (entry.is_dir if folders else entry.is_file)(follow_symlinks=False)
+                )
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError(f"store {self.uri}: cannot list {folder}: {exc.strerror}") from None
+
+    def _read_run(self, path: Path) -> Optional[dict[str, Any]]:
+        """The run document at `path`; None when it is gone or not a JSON object."""
+        try:
+            with path.open(encoding="utf-8") as document:
+                found = json.load(document)
+        except (FileNotFoundError, IsADirectoryError, ValueError):
+            return None
+        except OSError as exc:
+            raise StoreError(f"store {self.uri}: cannot read {path}: {exc.strerror}") from None
+        return found if isinstance(found, dict) else None
 
     def _content_path(self, record: EntityRecord, filename: str) -> Path:
         parts = (record.project, record.entity_type, record.name, record.id, filename)
@@ -208,10 +281,15 @@ class LocalStore(Store):
             raise StoreError(f"store {self.uri}: cannot write {target}: {exc.strerror}") from None
 
     def _execute(self, sql: str, values: tuple[Any, ...]) -> list[Any]:
-        """One statement in its own transaction (autocommit)."""
+        """One statement in its own transaction (autocommit): the rows it answers."""
+        return self._statement(sql, values)[0]
+
+    def _statement(self, sql: str, values: tuple[Any, ...]) -> tuple[list[Any], int]:
+        """One statement in its own transaction (autocommit): its rows and rows changed."""
         try:
             with self._lock:
-                return self._db().execute(sql, values).fetchall()
+                cursor = self._db().execute(sql, values)
+                return cursor.fetchall(), cursor.rowcount
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as exc:

@@ -1,103 +1,31 @@
-"""The reserved `project` and `run` arguments (also `context.project` / `context.run`):
-entities got by key or by name and logged into the store, with the run's lineage
-(DESIGN §5; the method names and arguments are DigitalHub's)."""
+"""The reserved `project` argument (also `context.project`): a project's entities and runs in
+a store, with DigitalHub 0.15's method names and arguments (its `project/_base/entity.py`).
+
+`get_*` find a version by key or by name, `list_*` the latest versions, `new_*` register
+content that stays where it is (nothing uploaded), `log_*` keep content in the store. What
+a run gets is added to its lineage; what it logs, to its outputs (DESIGN §5).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
-import numbers
-import tempfile
-from collections.abc import Iterator
+import logging
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, BinaryIO, Optional, Union
+from typing import Any, Optional
+from urllib.parse import urlsplit
 
+from wrapper.entities.content import Source, content_stream
 from wrapper.entities.keys import check_names
 from wrapper.entities.objects import Artifact, DataItem, Entity, Model, entity_object
-from wrapper.entities.record import EntityRecord, new_id
+from wrapper.entities.record import EntityRecord, Labels
+from wrapper.entities.remote import local_path, shown
+from wrapper.entities.run import Run
 from wrapper.entities.store import Store, content_filename
 from wrapper.errors import SpecError
 
-Source = Union[str, Path]
+log = logging.getLogger("wrapper.entities")
 
-
-class Run:
-    """The current run: its id and project, what it was asked to do, its lineage (the keys
-    of the versions it consumed and produced, in order, each once), its metrics and its
-    status so far."""
-
-    def __init__(
-        self,
-        project: str,
-        id: Optional[str] = None,
-        function: str = "",
-        action: str = "job",
-        spec: Optional[dict[str, Any]] = None,
-    ) -> None:
-        self.project = project
-        self.id = id or new_id()
-        self.function = function
-        self.action = action
-        self.spec = dict(spec or {})
-        self.consumed: list[str] = []
-        self.produced: list[str] = []
-        self.metrics: dict[str, Any] = {}
-        self.document: dict[str, Any] = {"id": self.id, "project": project, "state": "RUNNING"}
-        """The status document (the job door's RunStatus keeps it current)."""
-
-    @property
-    def status(self) -> SimpleNamespace:
-        """The status so far, a copy: `state`, `message`, `results`, `outputs`, `metrics`…"""
-        import copy
-
-        return SimpleNamespace(**copy.deepcopy({**self.document, **self.lineage()}))
-
-    def consume(self, entity: Entity) -> None:
-        if entity.key not in self.consumed:
-            self.consumed.append(entity.key)
-
-    def produce(self, entity: Entity) -> None:
-        if entity.key not in self.produced:
-            self.produced.append(entity.key)
-
-    def log_metric(
-        self, key: str, value: Any, overwrite: bool = False, single_value: bool = False
-    ) -> None:
-        """Record a metric (DigitalHub's call): each value is appended to the metric's list,
-        or it is the metric's only value with `single_value`; `overwrite` starts afresh. The
-        status document keeps `metrics` at its next write."""
-        if not isinstance(key, str) or not key:
-            raise SpecError(f"log_metric: the key must be a non-empty string, not {key!r}")
-        for item in value if isinstance(value, list) else (value,):
-            if not _is_metric_value(item):
-                raise SpecError(
-                    f"log_metric({key!r}): a {type(item).__name__} is not a metric value "
-                    "(a number, a string, a bool, None or a list of them)"
-                )
-        if single_value:
-            self.metrics[key] = value
-        elif overwrite or not isinstance(self.metrics.get(key), list):
-            self.metrics[key] = list(value) if isinstance(value, list) else [value]
-        else:
-            self.metrics[key].extend(value if isinstance(value, list) else [value])
-
-    def log_metrics(self, metrics: dict[str, Any], overwrite: bool = False) -> None:
-        """log_metric for each item."""
-        for key, value in metrics.items():
-            self.log_metric(key, value, overwrite)
-
-    def lineage(self) -> dict[str, Any]:
-        """What the run consumed and produced so far, and its metrics (copies)."""
-        return {
-            "consumed": list(self.consumed),
-            "produced": list(self.produced),
-            "metrics": {k: list(v) if isinstance(v, list) else v for k, v in self.metrics.items()},
-        }
-
-    def __repr__(self) -> str:
-        return f"Run({self.id!r}, project={self.project!r})"
+_LIST_FILTERS = ("name", "kind", "versions")
+_RUN_FILTERS = ("state", "function", "action")
 
 
 class Project:
@@ -109,15 +37,24 @@ class Project:
         self.store = store
         self.run = run
 
+    # Dataitems
+
     def get_dataitem(self, identifier: str, entity_id: Optional[str] = None) -> DataItem:
         """A dataitem by key, or by name (its latest version, or version `entity_id`)."""
         return self._get("dataitem", identifier, entity_id)  # type: ignore[return-value]
 
-    def get_artifact(self, identifier: str, entity_id: Optional[str] = None) -> Artifact:
-        return self._get("artifact", identifier, entity_id)  # type: ignore[return-value]
+    def get_dataitem_versions(self, identifier: str) -> list[DataItem]:
+        return self._versions("dataitem", identifier)  # type: ignore[return-value]
 
-    def get_model(self, identifier: str, entity_id: Optional[str] = None) -> Model:
-        return self._get("model", identifier, entity_id)  # type: ignore[return-value]
+    def list_dataitems(self, **filters: Any) -> list[DataItem]:
+        """The latest version of each dataitem (`versions="all"`: every version), by `name`
+        and `kind` when given."""
+        return self._list("dataitem", filters)  # type: ignore[return-value]
+
+    def new_dataitem(self, name: str, kind: str, **fields: Any) -> DataItem:
+        """Register a dataitem whose content stays at `path` (a local path, http(s)://,
+        s3://): nothing is uploaded."""
+        return self._new("dataitem", name, kind, **fields)  # type: ignore[return-value]
 
     def log_dataitem(
         self,
@@ -125,40 +62,152 @@ class Project:
         kind: str = "table",
         source: Optional[Source] = None,
         data: Any = None,
+        drop_existing: bool = False,
+        description: Optional[str] = None,
+        labels: Optional[Labels] = None,
+        extension: Optional[str] = None,
         path: Optional[str] = None,
-        labels: Optional[dict[str, str]] = None,
         **spec: Any,
     ) -> DataItem:
-        """Log a dataitem from a local file (`source`), a DataFrame or bytes (`data`), or a
-        remote `path` (http(s), s3) that stays where it is."""
-        return self._log("dataitem", name, kind, source, data, path, labels, spec)  # type: ignore[return-value]
+        """Keep a dataitem in the store: a local file or folder (`source`), or a DataFrame or
+        bytes (`data`; a DataFrame as Parquet, or CSV with `extension="csv"`)."""
+        return self._log(  # type: ignore[return-value]
+            "dataitem", name, kind, source, data, path, labels, description, drop_existing,
+            extension, spec,
+        )  # fmt: skip
+
+    def log_table(
+        self,
+        name: str,
+        source: Optional[Source] = None,
+        data: Any = None,
+        sql: Optional[str] = None,
+        drop_existing: bool = False,
+        path: Optional[str] = None,
+        description: Optional[str] = None,
+        labels: Optional[Labels] = None,
+        file_format: Optional[str] = None,
+        read_df_params: Optional[dict[str, Any]] = None,
+        engine: Optional[str] = None,
+        **spec: Any,
+    ) -> DataItem:
+        """log_dataitem of kind `table` (a table read from SQL is not supported here)."""
+        if sql is not None:
+            raise SpecError(f"log_table({name!r}): sql= is not supported: log a file or a frame")
+        if file_format:
+            spec["format"] = file_format
+        return self.log_dataitem(
+            name, "table", source, data, drop_existing, description, labels, None, path, **spec
+        )
+
+    def log_generic_dataitem(
+        self, name: str, source: Optional[Source] = None, **kw: Any
+    ) -> DataItem:
+        return self.log_dataitem(name, "dataitem", source, **kw)
+
+    def log_croissant(self, name: str, source: Optional[Source] = None, **kw: Any) -> DataItem:
+        return self.log_dataitem(name, "croissant", source, **kw)
+
+    # Artifacts
+
+    def get_artifact(self, identifier: str, entity_id: Optional[str] = None) -> Artifact:
+        return self._get("artifact", identifier, entity_id)  # type: ignore[return-value]
+
+    def get_artifact_versions(self, identifier: str) -> list[Artifact]:
+        return self._versions("artifact", identifier)  # type: ignore[return-value]
+
+    def list_artifacts(self, **filters: Any) -> list[Artifact]:
+        return self._list("artifact", filters)  # type: ignore[return-value]
+
+    def new_artifact(self, name: str, kind: str = "artifact", **fields: Any) -> Artifact:
+        return self._new("artifact", name, kind, **fields)  # type: ignore[return-value]
 
     def log_artifact(
         self,
         name: str,
         kind: str = "artifact",
         source: Optional[Source] = None,
-        data: Any = None,
+        drop_existing: bool = False,
         path: Optional[str] = None,
-        labels: Optional[dict[str, str]] = None,
+        description: Optional[str] = None,
+        labels: Optional[Labels] = None,
+        data: Any = None,
         **spec: Any,
     ) -> Artifact:
-        return self._log("artifact", name, kind, source, data, path, labels, spec)  # type: ignore[return-value]
+        """Keep an artifact in the store: a local file or folder (`source`) or bytes (`data`)."""
+        return self._log(  # type: ignore[return-value]
+            "artifact", name, kind, source, data, path, labels, description, drop_existing,
+            None, spec,
+        )  # fmt: skip
+
+    def log_generic_artifact(
+        self, name: str, source: Optional[Source] = None, **kw: Any
+    ) -> Artifact:
+        return self.log_artifact(name, "artifact", source, **kw)
+
+    # Models
+
+    def get_model(self, identifier: str, entity_id: Optional[str] = None) -> Model:
+        return self._get("model", identifier, entity_id)  # type: ignore[return-value]
+
+    def get_model_versions(self, identifier: str) -> list[Model]:
+        return self._versions("model", identifier)  # type: ignore[return-value]
+
+    def list_models(self, **filters: Any) -> list[Model]:
+        return self._list("model", filters)  # type: ignore[return-value]
+
+    def new_model(self, name: str, kind: str = "model", **fields: Any) -> Model:
+        return self._new("model", name, kind, **fields)  # type: ignore[return-value]
 
     def log_model(
         self,
         name: str,
         kind: str = "model",
         source: Optional[Source] = None,
-        data: Any = None,
+        drop_existing: bool = False,
         path: Optional[str] = None,
-        framework: Optional[str] = None,
-        labels: Optional[dict[str, str]] = None,
+        description: Optional[str] = None,
+        labels: Optional[Labels] = None,
+        data: Any = None,
         **spec: Any,
     ) -> Model:
-        if framework is not None:
-            spec["framework"] = framework
-        return self._log("model", name, kind, source, data, path, labels, spec)  # type: ignore[return-value]
+        """Keep a model in the store: its file or folder (`source`) or bytes (`data`);
+        `spec` holds its fields (`framework`, `algorithm`, `parameters`, …)."""
+        return self._log(  # type: ignore[return-value]
+            "model", name, kind, source, data, path, labels, description, drop_existing,
+            None, spec,
+        )  # fmt: skip
+
+    def log_generic_model(self, name: str, source: Optional[Source] = None, **kw: Any) -> Model:
+        return self.log_model(name, "model", source, **kw)
+
+    def log_sklearn(self, name: str, source: Optional[Source] = None, **kw: Any) -> Model:
+        return self.log_model(name, "sklearn", source, **kw)
+
+    def log_mlflow(self, name: str, source: Optional[Source] = None, **kw: Any) -> Model:
+        return self.log_model(name, "mlflow", source, **kw)
+
+    def log_huggingface(self, name: str, source: Optional[Source] = None, **kw: Any) -> Model:
+        return self.log_model(name, "huggingface", source, **kw)
+
+    # Runs
+
+    def get_run(self, identifier: str) -> Run:
+        """A run of this project by id (or by DigitalHub's run key, ending in the id), as
+        its status document says it is now."""
+        run_id = identifier.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        return Run.from_document(self.store.get_run(self.name, run_id), self.store)
+
+    def list_runs(self, **filters: Any) -> list[Run]:
+        """The project's runs, newest first, by `state`, `function` and `action` when given."""
+        wanted = _filters("list_runs", filters, _RUN_FILTERS)
+        return [
+            Run.from_document(document, self.store)
+            for document in self.store.runs(self.name)
+            if all(document.get(field) == value for field, value in wanted.items())
+        ]
+
+    # The work behind them
 
     def _get(self, entity_type: str, identifier: str, entity_id: Optional[str]) -> Entity:
         field = f"get_{entity_type}({identifier!r})"
@@ -166,9 +215,54 @@ class Project:
             record = self.store.version(self.name, entity_type, identifier, entity_id)
         else:
             record = self.store.find(identifier, self.name, entity_type, field)
-        entity = entity_object(record, self.store)
+        entity = entity_object(record, self.store, self.run)
         if self.run is not None:
             self.run.consume(entity)
+        return entity
+
+    def _versions(self, entity_type: str, identifier: str) -> list[Entity]:
+        name = self._get(entity_type, identifier, None).name
+        records = self.store.versions(self.name, entity_type, name)
+        return [entity_object(record, self.store, self.run) for record in records]
+
+    def _list(self, entity_type: str, filters: dict[str, Any]) -> list[Entity]:
+        wanted = _filters(f"list_{entity_type}s", filters, _LIST_FILTERS)
+        every = wanted.pop("versions", None) == "all"
+        seen: set[str] = set()
+        found = []
+        for record in self.store.versions(self.name, entity_type, wanted.get("name")):
+            if wanted.get("kind") not in (None, record.kind) or (record.name in seen and not every):
+                continue
+            seen.add(record.name)
+            found.append(entity_object(record, self.store, self.run))
+        return found
+
+    def _new(
+        self,
+        entity_type: str,
+        name: str,
+        kind: str,
+        uuid: Optional[str] = None,
+        description: Optional[str] = None,
+        labels: Optional[Labels] = None,
+        embedded: bool = False,
+        path: Optional[str] = None,
+        extensions: Optional[list[dict[str, Any]]] = None,
+        **spec: Any,
+    ) -> Entity:
+        field = f"new_{entity_type}({name!r})"
+        check_names(field, kind=kind, name=name)
+        if uuid is not None:
+            check_names(field, uuid=uuid)
+        spec["path"] = _registered_path(path, field)
+        record = EntityRecord(
+            self.name, entity_type, kind, name, id=uuid, labels=labels,
+            description=description, spec=spec, run=self.run.id if self.run else None,
+        )  # fmt: skip
+        self.store.put(record, None, name)
+        entity = entity_object(record, self.store, self.run)
+        if self.run is not None:
+            self.run.produce(entity)
         return entity
 
     def _log(
@@ -179,92 +273,76 @@ class Project:
         source: Optional[Source],
         data: Any,
         path: Optional[str],
-        labels: Optional[dict[str, str]],
+        labels: Optional[Labels],
+        description: Optional[str],
+        drop_existing: bool,
+        extension: Optional[str],
         spec: dict[str, Any],
     ) -> Entity:
         field = f"log_{entity_type}({name!r})"
-        given = [
-            n for n, v in (("source", source), ("data", data), ("path", path)) if v is not None
-        ]
-        if len(given) != 1:
-            got = ", ".join(given) or "none"
-            raise SpecError(f"{field}: give exactly one of source, data or path (got {got})")
         check_names(field, kind=kind, name=name)
-        run = self.run.id if self.run is not None else None
-        record = EntityRecord(self.name, entity_type, kind, name, labels=labels, spec=spec, run=run)
+        if source is None and data is None:
+            if path is None:
+                raise SpecError(f"{field}: give source (a local file or folder) or data")
+            return self._new(
+                entity_type, name, kind, path=path, labels=labels, description=description, **spec
+            )
+        if source is not None and data is not None:
+            raise SpecError(f"{field}: give source or data, not both")
         if path is not None:
-            record.spec["path"] = path
-            self.store.put(record, None, name)
-        else:
-            if source is not None and Path(source).is_dir():
-                record.spec["archive"] = "zip"  # a folder, kept as one zip: download() unpacks
-            with _content(source, data, field) as (stream, filename):
-                if filename.endswith((".csv", ".parquet")):
-                    record.spec.setdefault("format", filename.rsplit(".", 1)[1])
-                self.store.put(record, stream, content_filename(filename, name))
-        entity = entity_object(record, self.store)
+            log.warning(
+                "%s: path=%r (DigitalHub's upload destination) is not used: the content is "
+                "kept in the store %s",
+                field, shown(path), self.store.uri,
+            )  # fmt: skip
+        run = self.run.id if self.run is not None else None
+        record = EntityRecord(
+            self.name, entity_type, kind, name, labels=labels, description=description,
+            spec=spec, run=run,
+        )  # fmt: skip
+        if source is not None and Path(source).is_dir():
+            record.spec["archive"] = "zip"  # a folder, kept as one zip: download() unpacks
+        with content_stream(source, data, name, field, extension) as (stream, filename):
+            if filename.endswith((".csv", ".parquet")):
+                record.spec.setdefault("format", filename.rsplit(".", 1)[1])
+            self.store.put(record, stream, content_filename(filename, name))
+        entity = entity_object(record, self.store, self.run)
+        if drop_existing:  # DigitalHub drops every other version, once the new one is kept
+            for older in self.store.versions(self.name, entity_type, name):
+                if older.id != record.id:
+                    self.store.remove(older)
         if self.run is not None:
-            self.run.produce(entity)
+            self.run.log(entity)
         return entity
 
 
-@contextlib.contextmanager
-def _content(source: Optional[Source], data: Any, field: str) -> Iterator[tuple[BinaryIO, str]]:
-    """The stream and file name of what is logged: a local file, bytes, or a DataFrame
-    (written to a temporary Parquet file when pyarrow is installed, else CSV)."""
-    if source is not None and Path(source).is_dir():
-        with tempfile.TemporaryDirectory(prefix="fn-wrapper-folder-") as folder:
-            archive = Path(folder, f"{Path(source).name or 'folder'}.zip")
-            _zip_folder(Path(source), archive)
-            with _opened(archive, field) as stream:
-                yield stream, archive.name
-    elif source is not None:
-        with _opened(Path(source), field) as stream:
-            yield stream, Path(source).name
-    elif isinstance(data, (bytes, bytearray, memoryview)):
-        yield io.BytesIO(data), "data.bin"
-    elif is_dataframe(data):
-        with tempfile.TemporaryDirectory(prefix="fn-wrapper-frame-") as folder:
-            path = write_frame(data, Path(folder))
-            with _opened(path, field) as stream:
-                yield stream, path.name
-    else:
-        raise SpecError(f"{field}: data must be bytes or a DataFrame, not {type(data).__name__}")
+def _registered_path(path: Optional[str], field: str) -> str:
+    """A path content may be registered at: http(s)://, s3://bucket/key, or a local file or
+    folder that exists (kept absolute)."""
+    if not path:
+        raise SpecError(
+            f"{field}: path= is required: where the content is (a local path, http(s)://, s3://)"
+        )
+    scheme = urlsplit(path).scheme
+    if scheme in ("http", "https", "s3"):
+        return path
+    local = local_path(path)
+    if local is None:
+        raise SpecError(
+            f"{field}: path {shown(path)!r}: expected a local path, http(s):// or s3://"
+        )
+    if not local.exists():
+        raise SpecError(f"{field}: path {str(local)!r} does not exist")
+    return str(local.absolute())
 
 
-def _is_metric_value(value: Any) -> bool:
-    """A number (NumPy's too), a string, a bool or None."""
-    return value is None or isinstance(value, (str, numbers.Real))
-
-
-def _zip_folder(folder: Path, archive: Path) -> None:
-    """The files under `folder` (paths relative to it; links followed) into `archive`."""
-    import zipfile
-
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as packed:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                packed.write(path, path.relative_to(folder).as_posix())
-
-
-def _opened(path: Path, field: str) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise SpecError(f"{field}: cannot read {path}: {exc.strerror or exc}") from None
-
-
-def is_dataframe(value: Any) -> bool:
-    """A pandas DataFrame, told without importing pandas."""
-    return type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas")
-
-
-def write_frame(frame: Any, folder: Path, name: str = "data") -> Path:
-    """A DataFrame as a file in `folder`: Parquet when pyarrow is installed, else CSV."""
-    if importlib.util.find_spec("pyarrow") is not None:
-        path = folder / f"{name}.parquet"
-        frame.to_parquet(path, index=False)
-    else:
-        path = folder / f"{name}.csv"
-        frame.to_csv(path, index=False)
-    return path
+def _filters(call: str, given: dict[str, Any], supported: tuple[str, ...]) -> dict[str, Any]:
+    """The filters given (None values dropped); one this store cannot apply is a SpecError."""
+    wanted = {key: value for key, value in given.items() if value is not None}
+    other = sorted(set(wanted) - set(supported))
+    if other:
+        raise SpecError(
+            f"{call}({other[0]}=…): not supported by fn-wrapper's stores "
+            f"(filters: {', '.join(supported)})"
+        )
+    return wanted

@@ -10,25 +10,46 @@ from __future__ import annotations
 import datetime
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from wrapper.entities.keys import EntityKey
+from wrapper.errors import SpecError
 
 FORMAT = 1
 """The version of this document's layout, stored with it."""
 
+Labels = Union[list[str], dict[str, str]]
+"""DigitalHub's labels (a list of words) or fn-wrapper's (`key=value` pairs)."""
+
+
+class Fields(dict[str, Any]):
+    """A spec: a dict whose keys also read and write as attributes (`entity.spec.path`, as
+    DigitalHub's spec objects have them)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the spec has no field {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
 
 class EntityRecord:
     """One version of an entity: its key parts, when and by which run it was made, its
-    labels, its spec (`path`: where the content is; kind-specific fields), and the size and
-    SHA-256 of the content the store holds for it (None for a remote path)."""
+    labels and description, its spec (`path`: where the content is; kind-specific fields), its
+    metrics (a model's), and the size and SHA-256 of the content the store holds for it (None
+    for a remote path)."""
 
     __slots__ = (
         "created_ns",
+        "description",
         "entity_type",
         "id",
         "kind",
         "labels",
+        "metrics",
         "name",
         "project",
         "run",
@@ -46,8 +67,10 @@ class EntityRecord:
         *,
         id: Optional[str] = None,
         created_ns: Optional[int] = None,
-        labels: Optional[dict[str, str]] = None,
+        labels: Optional[Labels] = None,
+        description: Optional[str] = None,
         spec: Optional[dict[str, Any]] = None,
+        metrics: Optional[dict[str, Any]] = None,
         run: Optional[str] = None,
         size: Optional[int] = None,
         sha256: Optional[str] = None,
@@ -55,8 +78,10 @@ class EntityRecord:
         self.project, self.entity_type, self.kind, self.name = project, entity_type, kind, name
         self.id = id or new_id()
         self.created_ns = time.time_ns() if created_ns is None else created_ns
-        self.labels = dict(labels or {})
-        self.spec = dict(spec or {})
+        self.labels = checked_labels(labels)
+        self.description = description
+        self.spec = Fields(spec or {})
+        self.metrics = dict(metrics or {})
         self.run = run
         self.size = size
         self.sha256 = sha256
@@ -89,15 +114,18 @@ class EntityRecord:
                 "created": self.created,
                 "created_ns": self.created_ns,
                 "labels": self.labels,
+                "description": self.description,
                 "run": self.run,
             },
             "spec": self.spec,
+            "status": {"metrics": self.metrics},
             "content": {"size": self.size, "sha256": self.sha256},
         }
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> EntityRecord:
         meta, content = document["metadata"], document.get("content") or {}
+        status = document.get("status") or {}
         return cls(
             meta["project"],
             meta["entity_type"],
@@ -106,7 +134,9 @@ class EntityRecord:
             id=meta["id"],
             created_ns=int(meta["created_ns"]),
             labels=meta.get("labels") or {},
+            description=meta.get("description"),
             spec=document.get("spec") or {},
+            metrics=status.get("metrics") or {},
             run=meta.get("run"),
             size=content.get("size"),
             sha256=content.get("sha256"),
@@ -118,6 +148,20 @@ class EntityRecord:
 
     def __repr__(self) -> str:
         return f"EntityRecord({str(self.key)!r})"
+
+
+def checked_labels(labels: Optional[Labels]) -> Labels:
+    """A copy of `labels`: a list of strings (DigitalHub's) or a mapping of strings; a
+    SpecError otherwise."""
+    if labels is None:
+        return {}
+    if isinstance(labels, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        return dict(labels)
+    if isinstance(labels, (list, tuple)) and all(isinstance(label, str) for label in labels):
+        return list(labels)
+    raise SpecError(f"labels: expected a list of strings or a mapping of strings, got {labels!r}")
 
 
 def new_id() -> str:

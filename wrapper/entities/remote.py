@@ -1,11 +1,13 @@
-"""Content a dataitem points at outside the store: an http(s) URL or an s3:// object, opened
-as a stream (never read whole). No credential is added to an http(s) request; S3 keys go
-to the endpoint the AWS configuration names (boto3, imported only for s3://)."""
+"""Content an entity points at outside the store: an http(s) URL, an s3:// object or a file
+on this machine (registered in place by `project.new_*`), opened as a stream (never read
+whole). No credential is added to an http(s) request; S3 keys go to the endpoint the AWS
+configuration names (boto3, imported only for s3://)."""
 
 from __future__ import annotations
 
-from typing import BinaryIO, cast
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import BinaryIO, Optional, cast
+from urllib.parse import unquote, urlsplit
 
 from wrapper.entities.store import StoreError
 
@@ -21,14 +23,31 @@ def shown(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+def local_path(path: str) -> Optional[Path]:
+    """The file or folder on this machine that `path` names (a plain path or file://), or
+    None for a URL."""
+    parts = urlsplit(path)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return Path(unquote(parts.path))
+    if not parts.scheme or len(parts.scheme) == 1:  # a plain path (C: on Windows)
+        return Path(path).expanduser()
+    return None
+
+
 def open_remote(url: str) -> BinaryIO:
-    """A stream over the content at `url` (http, https or s3)."""
+    """A stream over the content at `url` (http, https, s3, or a local file)."""
     scheme = urlsplit(url).scheme
     if scheme in ("http", "https"):
         return _open_http(url)
     if scheme == "s3":
         return _open_s3(url)
-    raise StoreError(f"cannot read {shown(url)!r}: expected an http(s):// or s3:// path")
+    local = local_path(url)
+    if local is None:
+        raise StoreError(f"cannot read {shown(url)!r}: expected an http(s):// or s3:// path")
+    try:
+        return local.open("rb")
+    except OSError as exc:
+        raise StoreError(f"cannot read {local}: {exc.strerror or exc}") from None
 
 
 def _open_http(url: str) -> BinaryIO:

@@ -3,8 +3,9 @@
 Layout under `s3://bucket/prefix`: `entities/<project>/<entity_type>/<name>/<id>/entity.json`
 (the record) beside `.../<id>/content/<filename>`, and `runs/<project>/<run_id>.json`. Content
 is streamed (multipart past one part) and entity.json is written last: one atomic PUT makes a
-version visible. boto3 is an optional extra, imported only here; it finds the endpoint
-(`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`) and the credentials itself, as S3 sources do.
+version visible (a removal deletes it first). boto3 is an optional extra, imported only here; it
+finds the endpoint (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`) and the credentials itself, as S3
+sources do.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from urllib.parse import urlsplit
 
 from wrapper.entities.keys import EntityKey, is_name
 from wrapper.entities.record import EntityRecord
-from wrapper.entities.store import CHUNK, EntityNotFound, Store, StoreError, content_filename
+from wrapper.entities.store import (
+    CHUNK,
+    EntityNotFound,
+    Store,
+    StoreError,
+    content_filename,
+    newest_runs,
+)
 from wrapper.entities.transfer import Progress
 from wrapper.sources.s3 import S3_REASONS, s3_error_code
 
@@ -30,7 +38,9 @@ PART = 8 * CHUNK
 """Content up to this size is one PUT; larger content is uploaded in parts of this size."""
 
 _READERS = 8
-"""entity.json documents read at once when listing versions."""
+"""entity.json (or run) documents read at once when listing versions (or runs)."""
+_BATCH = 1000
+"""Keys one DeleteObjects request deletes at most (the S3 limit)."""
 
 
 class S3Store(Store):
@@ -77,26 +87,49 @@ class S3Store(Store):
         root = self._entities()
         given = itertools.takewhile(lambda part: part is not None, wanted)
         prefix = self._entities(*map(str, given))
-        with self._errors("list", prefix):
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            )
-            listed = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        listed = self._list(prefix)
         keys = [key for key in listed if _is_version(key[len(root) :].split("/"), wanted)]
         with ThreadPoolExecutor(_READERS) as pool:
             found = list(pool.map(self._get_record, keys))
         return sorted(found, key=lambda record: (record.created_ns, record.id), reverse=True)
 
     def version(self, project: str, entity_type: str, name: str, id: str) -> EntityRecord:
-        missing = EntityNotFound(
-            f"no version {id!r} of {entity_type} {name!r} in project {project!r} (store {self.uri})"
-        )
         if not all(is_name(part) for part in (project, entity_type, name, id)):
-            raise missing
+            raise self._no_version(project, entity_type, name, id)
         try:
             return self._get_record(f"{self._entities(project, entity_type, name, id)}entity.json")
         except FileNotFoundError:
-            raise missing from None
+            raise self._no_version(project, entity_type, name, id) from None
+
+    def remove(self, record: EntityRecord) -> None:
+        where = (record.project, record.entity_type, record.name, record.id)
+        if not all(is_name(part) for part in where):
+            raise self._no_version(*where)
+        folder = self._entities(*where)
+        try:
+            self._read_json(f"{folder}entity.json")  # a broken document is removed too
+        except FileNotFoundError:
+            raise self._no_version(*where) from None
+        with self._errors("delete", f"{folder}entity.json"):
+            self._client.delete_object(Bucket=self.bucket, Key=f"{folder}entity.json")
+        keys = self._list(folder)  # the content, and whatever else is under the version
+        for start in range(0, len(keys), _BATCH):
+            batch = [{"Key": key} for key in keys[start : start + _BATCH]]
+            with self._errors("delete", folder):
+                answer = self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            for failed in answer.get("Errors", [])[:1]:
+                code = str(failed.get("Code", ""))
+                raise StoreError(
+                    f"S3 store: cannot delete s3://{self.bucket}/{failed.get('Key')}:"
+                    f" {S3_REASONS.get(code, code)}"
+                )
+
+    def update(self, record: EntityRecord) -> None:
+        where = (record.project, record.entity_type, record.name, record.id)
+        self._check_update(self.version(*where), record)
+        self._put_json(f"{self._entities(*where)}entity.json", record.to_dict())
 
     def open(self, record: EntityRecord) -> BinaryIO:
         folder = self._entities(record.project, record.entity_type, record.name, record.id)
@@ -126,9 +159,27 @@ class S3Store(Store):
         except FileNotFoundError:
             raise missing from None
 
+    def runs(self, project: Optional[str] = None) -> list[dict[str, Any]]:
+        if project is not None and not is_name(project):
+            return []  # no run is kept under such a name
+        root = f"{self._root}runs/"
+        listed = self._list(root if project is None else f"{root}{project}/")
+        keys = [key for key in listed if _is_run(key[len(root) :].split("/"))]
+        with ThreadPoolExecutor(_READERS) as pool:
+            found = list(pool.map(self._read_run, keys))
+        return newest_runs(document for document in found if document is not None)
+
     def _entities(self, *parts: str) -> str:
         """The key prefix `entities/<part>/.../` under the store's prefix."""
         return self._root + "".join(f"{part}/" for part in ("entities", *parts))
+
+    def _list(self, prefix: str) -> list[str]:
+        """Every key under `prefix`, page after page."""
+        with self._errors("list", prefix):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     def _put_json(self, key: str, document: dict[str, Any]) -> None:
         body = json.dumps(document).encode()
@@ -139,6 +190,22 @@ class S3Store(Store):
 
     def _get_json(self, key: str) -> dict[str, Any]:
         """The JSON object at `key`; FileNotFoundError when there is no such key."""
+        document = self._read_json(key)
+        if not isinstance(document, dict):
+            raise StoreError(f"S3 store: s3://{self.bucket}/{key} is not a JSON object")
+        return document
+
+    def _read_run(self, key: str) -> Optional[dict[str, Any]]:
+        """The run document at `key`; None when it is gone or not a JSON object."""
+        try:
+            document = self._read_json(key)
+        except FileNotFoundError:
+            return None
+        return document if isinstance(document, dict) else None
+
+    def _read_json(self, key: str) -> Any:
+        """The JSON value at `key` (None when it is not JSON); FileNotFoundError when there is
+        no such key."""
         from botocore.exceptions import ClientError
 
         with self._errors("read", key):
@@ -151,12 +218,9 @@ class S3Store(Store):
             with contextlib.closing(response["Body"]) as body:
                 data = body.read()
         try:
-            document = json.loads(data)
+            return json.loads(data)
         except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            raise StoreError(f"S3 store: s3://{self.bucket}/{key} is not a JSON object")
-        return document
+            return None
 
     def _get_record(self, key: str) -> EntityRecord:
         document = self._get_json(key)
@@ -191,6 +255,16 @@ def _is_version(parts: list[str], wanted: tuple[Optional[str], ...]) -> bool:
         len(parts) == 5
         and parts[4] == "entity.json"
         and all(part in (None, has) for part, has in zip(wanted, parts))
+    )
+
+
+def _is_run(parts: list[str]) -> bool:
+    """Whether the parts of a key under `runs/` are those of a run document."""
+    return (
+        len(parts) == 2
+        and is_name(parts[0])
+        and parts[1].endswith(".json")
+        and is_name(parts[1][: -len(".json")])
     )
 
 

@@ -1,8 +1,9 @@
 """What every store does, and `open_store(uri)` choosing one (DESIGN §5).
 
-A store keeps entity versions (content, then metadata, so a version is visible only whole)
-and run status documents. `file:///path` (or a plain path) is the embedded local store;
-`s3://bucket/prefix` keeps everything in a bucket (boto3, imported only then).
+A store keeps entity versions (content, then metadata, so a version is visible only whole;
+a removal goes the other way) and run status documents. `file:///path` (or a plain path) is
+the embedded local store; `s3://bucket/prefix` keeps everything in a bucket (boto3, imported
+only then).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import abc
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, Optional, Union
 
@@ -71,6 +73,16 @@ class Store(abc.ABC):
     def open(self, record: EntityRecord) -> BinaryIO:
         """The content the store holds for `record`, as a stream read in pieces."""
 
+    @abc.abstractmethod
+    def remove(self, record: EntityRecord) -> None:
+        """Delete a version: its metadata first (so "by name" finds the previous version at
+        once), then the content the store holds for it; EntityNotFound when there is none."""
+
+    @abc.abstractmethod
+    def update(self, record: EntityRecord) -> None:
+        """Rewrite a kept version's metadata (labels, spec, metrics, description), content
+        untouched; EntityNotFound when there is none (see _check_update for what stays)."""
+
     def close(self) -> None:  # noqa: B027 - most stores hold nothing open
         """Let go of what the store holds open (connections); a closed store is not used."""
 
@@ -85,6 +97,30 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_run(self, project: str, run_id: str) -> dict[str, Any]:
         """A run's status document; EntityNotFound when there is none."""
+
+    @abc.abstractmethod
+    def runs(self, project: Optional[str] = None) -> list[dict[str, Any]]:
+        """The run documents of `project` (of every project when None), newest first (see
+        newest_runs); a document that is not a JSON object is skipped."""
+
+    def _no_version(self, project: str, entity_type: str, name: str, id: str) -> EntityNotFound:
+        """The error for a missing version, worded alike by every store and operation."""
+        return EntityNotFound(
+            f"no version {id!r} of {entity_type} {name!r} in project {project!r} (store {self.uri})"
+        )
+
+    def _check_update(self, stored: EntityRecord, record: EntityRecord) -> None:
+        """Refuse an update that would change a version's kind, creation time or content:
+        those make a new version (and the latest-version rule reads the creation time)."""
+
+        def kept(version: EntityRecord) -> tuple[Any, ...]:
+            return (version.key, version.created_ns, version.size, version.sha256, version.path)
+
+        if kept(record) != kept(stored):
+            raise StoreError(
+                f"{str(stored.key)!r}: an update cannot change its kind, creation time or"
+                f" content; put a new version instead (store {self.uri})"
+            )
 
     def latest(self, project: str, entity_type: str, name: str) -> EntityRecord:
         """The newest version of an entity; EntityNotFound when it has none."""
@@ -123,6 +159,17 @@ class Store(abc.ABC):
                 f"{record.kind!r}, not {key.kind!r}"
             )
         return record
+
+
+def newest_runs(documents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run documents newest first by their ISO-8601 `started` (UTC text sorts as time), those
+    without it last; ties by id, highest first, as versions are."""
+
+    def order(document: dict[str, Any]) -> tuple[bool, str, str]:
+        started, id = document.get("started"), str(document.get("id") or "")
+        return (True, started, id) if isinstance(started, str) else (False, "", id)
+
+    return sorted(documents, key=order, reverse=True)
 
 
 def default_store_uri() -> str:

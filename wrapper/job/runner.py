@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,11 +19,12 @@ from typing import Any, NamedTuple, Optional
 
 from wrapper.entities.keys import EntityKey
 from wrapper.entities.objects import Entity, entity_object
-from wrapper.entities.project import Project, Run
+from wrapper.entities.project import Project
+from wrapper.entities.run import Run
 from wrapper.entities.store import Store
 from wrapper.errors import ExitCode, SpecError, WrapperError
 from wrapper.invocation import RESERVED
-from wrapper.job.outputs import collect, declared_names
+from wrapper.job.outputs import collect, declared_outputs, discard
 from wrapper.job.status import RunStatus
 from wrapper.plan import FunctionPlan
 
@@ -60,20 +62,23 @@ def run_job(
     source_settings: Any = None,
 ) -> tuple[int, RunStatus]:
     """Run `plan` once; the exit code and the final status (always written: a run never
-    ends RUNNING unless the process is killed)."""
-    run = Run(project_name, run_id, plan.name, "job", {"parameters": plan.parameters})
+    ends RUNNING unless the process is killed). The handler sees the run id as `RUN_ID`, as
+    in a DigitalHub run's container."""
+    run = Run(project_name, run_id, plan.name, "job", {"parameters": plan.parameters}, store)
+    os.environ["RUN_ID"] = run.id
     project = Project(project_name, store, run)
     status = RunStatus(run, store, status_file)
+    created: list[Entity] = []  # versions the return value made: removed unless COMPLETED
     stop = _Stop()
     previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         try:
-            outcome = _attempt(plan, project, status, source_settings)
+            outcome = _attempt(plan, project, status, source_settings, created)
             stop.armed = False  # from here a signal waits: the final status is written first
         except Stopped as stopped:  # raised once at most: the handler disarms itself
             log.warning("stopped by %s", stopped.name)
             outcome = Outcome("STOPPED", stopped.code, f"stopped by {stopped.name}")
-        return _finish(status, outcome), status
+        return _finish(status, outcome, created), status
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -91,11 +96,17 @@ class _Stop:
             raise Stopped(number)
 
 
-def _attempt(plan: FunctionPlan, project: Project, status: RunStatus, settings: Any) -> Outcome:
+def _attempt(
+    plan: FunctionPlan,
+    project: Project,
+    status: RunStatus,
+    settings: Any,
+    created: list[Entity],
+) -> Outcome:
     """The RUNNING status, then the run; its outcome (Stopped propagates)."""
     try:
         status.set("RUNNING", inputs=dict(plan.inputs))
-        return _execute(plan, project, settings)
+        return _execute(plan, project, settings, created)
     except Stopped:
         raise
     except WrapperError as exc:  # the store refused the RUNNING status: nothing ran
@@ -104,7 +115,7 @@ def _attempt(plan: FunctionPlan, project: Project, status: RunStatus, settings: 
         return _internal(exc)
 
 
-def _execute(plan: FunctionPlan, project: Project, settings: Any) -> Outcome:
+def _execute(plan: FunctionPlan, project: Project, settings: Any, created: list[Entity]) -> Outcome:
     """Prepare, call and keep; the outcome (a signal and bugs propagate)."""
     from wrapper.context import make_context
     from wrapper.events import make_event
@@ -125,7 +136,7 @@ def _execute(plan: FunctionPlan, project: Project, settings: Any) -> Outcome:
             reserved={"project": project, "run": run},
             context=context,
         )
-        names = declared_names(function.handler)
+        declared = declared_outputs(function.handler)
         function.start()
     except WrapperError as exc:
         return _failed(exc.message, exc.exit_code, exc.details)
@@ -150,7 +161,7 @@ def _execute(plan: FunctionPlan, project: Project, settings: Any) -> Outcome:
         message = f"the handler raised {_raised(exc)}"
         return _failed(message, ExitCode.HANDLER_FAILED, user_traceback(exc))
     try:
-        results, outputs = collect(value, names, project)
+        results, outputs = collect(value, declared, project, created)
     except WrapperError as exc:
         return _failed(exc.message, ExitCode.HANDLER_FAILED, exc.details)
     return Outcome("COMPLETED", ExitCode.COMPLETED, fields={"results": results, "outputs": outputs})
@@ -181,7 +192,7 @@ def resolve_inputs(inputs: Mapping[str, str], project: Project) -> dict[str, Ent
         field = f"inputs.{name}"
         key = EntityKey.parse(text, field)
         record = project.store.find(key, project.name, key.entity_type, field)
-        objects[name] = entity_object(record, project.store)
+        objects[name] = entity_object(record, project.store, project.run)
         if project.run is not None:
             project.run.consume(objects[name])
     return objects
@@ -211,19 +222,25 @@ def _internal(exc: BaseException) -> Outcome:
     )
 
 
-def _finish(status: RunStatus, outcome: Outcome) -> int:
+def _finish(status: RunStatus, outcome: Outcome, created: list[Entity]) -> int:
     """Write the final status; a store that refuses it fails the run (the status file, when
-    asked for, still gets it)."""
+    asked for, still gets it). A run that does not complete keeps none of the versions its
+    return value made (`created`), so none is the latest of its name."""
+    if outcome.state != "COMPLETED":
+        discard(created, status.store, status.run)
     try:
         status.set(outcome.state, outcome.message, **outcome.fields)
     except WrapperError as exc:
         message = f"the final status was not kept: {exc.message}"
         log.error("%s", message)
         if outcome.state == "COMPLETED":
-            return _finish(status, Outcome("ERROR", ExitCode.HANDLER_FAILED, message))
+            failed = Outcome("ERROR", ExitCode.HANDLER_FAILED, message, {"results": {}})
+            return _finish(status, failed, created)
         return outcome.code
     except Exception as exc:
-        return _finish(status, _internal(exc)) if outcome.state != "ERROR" else outcome.code
+        if outcome.state == "ERROR":
+            return outcome.code
+        return _finish(status, _internal(exc), created)
     return outcome.code
 
 

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from wrapper.entities.project import Run
+from wrapper.entities.run import Run
 from wrapper.entities.store import Store
 from wrapper.entities.transfer import remove_partials, write_file
 
@@ -50,8 +50,10 @@ class RunStatus:
         return self.document["state"]  # type: ignore[no-any-return]
 
     def set(self, state: str, message: str = "", **fields: Any) -> None:
-        """Move to `state` (with fields such as results, outputs, inputs) and write."""
+        """Move to `state` (with fields such as results, inputs, and the outputs it returned:
+        the entities the handler logged come first, as DigitalHub merges them) and write."""
         assert state in STATES, state
+        fields["outputs"] = {**self.run.logged, **fields.get("outputs", {})}
         self.document.update(json_safe(fields), state=state, message=message)
         self.document.update(json_safe(self.run.lineage()))
         if state != "RUNNING":
