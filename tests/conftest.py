@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated code caches, source trees written by tests, the CLI as a subprocess."""
+"""Shared fixtures: isolated code caches, source trees written by tests, the CLI as a subprocess,
+and entity stores (the local one, and S3 on moto's server)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import pytest
+
+from tests.moto_s3 import moto_server, point_aws_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,3 +78,33 @@ def run_cli(tmp_path: Path) -> RunCLI:
         )
 
     return run
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[tuple[str, Any]]:
+    """moto's S3 server in a thread, and the tests' own client to it."""
+    with moto_server() as running:
+        yield running
+
+
+@pytest.fixture
+def store_root(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_uri(
+    request: pytest.FixtureRequest,
+    store_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> str:
+    """The local store, or a fresh bucket on moto's server (subprocesses inherit the AWS
+    variables pointing at it)."""
+    if request.param == "local":
+        return str(store_root)
+    url, client = request.getfixturevalue("s3_server")
+    point_aws_at(url, monkeypatch, tmp_path)
+    bucket = f"store-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/store"

@@ -217,9 +217,9 @@ def plan_call(
     changes per call.
     """
     params = parameters(handler, "handler")
-    if event_parameters and _runtime_filled(handler, params):
-        run_parameters = {}
     values = {**run_parameters, **inputs}
+    if event_parameters and _runtime_filled(handler, params, values):
+        values = dict(inputs)
     fills: list[tuple[int, Param, Any]] = []
     missing: list[str] = []
     takes_kwargs = False
@@ -302,14 +302,17 @@ def _general_caller(
     return call
 
 
-def _runtime_filled(handler: Callable[..., Any], params: list[Param]) -> bool:
+def _runtime_filled(
+    handler: Callable[..., Any], params: list[Param], values: Mapping[str, Any]
+) -> bool:
     """A handler that takes the event and otherwise only the runtime's arguments (reserved
-    names, or Nuclio's two positional ones under other names), with no **kwargs."""
+    names, or Nuclio's two positional ones under names no value has), with no **kwargs."""
     if any(p.kind == VAR_KEYWORD for p in params):
         return False
-    named = [p.name for p in params if p.kind != VAR_POSITIONAL]
-    takes_event = "event" in named and all(name in RESERVED for name in named)
-    return takes_event or _nuclio_shaped(handler)
+    named = {p.name for p in params if p.kind != VAR_POSITIONAL}
+    if "event" in named and named <= set(RESERVED):
+        return True
+    return _nuclio_shaped(handler) and not named & {*values, *RESERVED}
 
 
 def _nuclio_shaped(handler: Callable[..., Any]) -> bool:

@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.moto_s3 import moto_server, point_aws_at
+from tests.moto_s3 import point_aws_at
 from wrapper.entities.project import Project
 from wrapper.entities.store import open_store
 from wrapper.errors import ExitCode
@@ -74,34 +73,6 @@ def command(store: Path | str, *args: str) -> list[str]:
 
 def summary(result: subprocess.CompletedProcess) -> dict[str, Any]:
     return json.loads(result.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def store_root(tmp_path: Path) -> Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[tuple[str, Any]]:
-    with moto_server() as running:
-        yield running
-
-
-@pytest.fixture(params=["local", "s3"])
-def store_uri(
-    request: pytest.FixtureRequest,
-    store_root: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> str:
-    """The local store, or a fresh bucket on moto's server (the job inherits the variables)."""
-    if request.param == "local":
-        return str(store_root)
-    url, client = request.getfixturevalue("s3_server")
-    point_aws_at(url, monkeypatch, tmp_path)
-    bucket = f"jobs-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/runs"
 
 
 @pytest.fixture
