@@ -31,6 +31,16 @@ def _isolated_cache(
     return cache
 
 
+@pytest.fixture
+def restore_imports() -> Iterator[None]:
+    """For tests that import user modules: forget them afterwards, so tests stay independent."""
+    path, modules = list(sys.path), set(sys.modules)
+    yield
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        del sys.modules[name]
+
+
 WriteTree = Callable[[dict[str, str]], Path]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,7 @@ from wrapper.errors import (
 from wrapper.loader import HandlerRef, load_code, load_module_handler
 from wrapper.sources import SourceTree
 
-
-@pytest.fixture(autouse=True)
-def _restore_imports() -> Iterator[None]:
-    """Each test imports user modules; forget them afterwards so tests stay independent."""
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("restore_imports")
 
 
 GREET = "def handler(context, event):\n    return 'hi from ' + __name__\n"

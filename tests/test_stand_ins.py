@@ -5,7 +5,6 @@ loader gets fn-wrapper's `handler` and entity classes from `digitalhub_runtime_p
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,7 @@ from wrapper.sources import SourceTree
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _restore_imports() -> Iterator[None]:
-    """Each test imports user modules; forget them afterwards so tests stay independent."""
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("restore_imports")
 
 
 def load(write_tree: Any, code: str) -> Any:
