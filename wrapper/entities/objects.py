@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO, Optional, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Optional, Union
 from urllib.parse import urlsplit
 
 from wrapper.entities import frames, metrics
 from wrapper.entities.record import EntityRecord, Fields, Labels, checked_labels
-from wrapper.entities.remote import local_path, open_remote
+from wrapper.entities.remote import copy_s3_folder, is_s3_folder, local_path, open_remote
 from wrapper.entities.scratch import scratch_folder
 from wrapper.entities.store import Store, StoreError
 from wrapper.entities.transfer import write_file
@@ -135,6 +135,8 @@ class Entity:
         in place as a folder on this machine."""
         if self.spec.get("archive") == "zip":
             return True
+        if self.record.sha256 is None and is_s3_folder(self.path):
+            return True
         local = self._registered()
         return local is not None and local.is_dir()
 
@@ -222,10 +224,14 @@ class Entity:
 
     def _copy_folder(self, tree: Path) -> None:
         """The folder's files into the new folder `tree`: a registered folder's regular
-        files (links skipped), or the kept zip unpacked through the checks code archives get
-        (names that leave the folder, links, devices; cut off past its declared sizes)."""
+        files (links skipped), an s3:// prefix's objects, or the kept zip unpacked through
+        the checks code archives get (names that leave the folder, links, devices; cut off
+        past its declared sizes)."""
         import shutil
 
+        if self.record.sha256 is None and is_s3_folder(self.path):
+            copy_s3_folder(self.path, tree)
+            return
         registered = self._registered()
         if registered is not None:
             for top, _folders, names in os.walk(registered):
@@ -259,8 +265,10 @@ class DataItem(Entity):
             raise SpecError(f"{self.key}: as_df(engine={engine!r}): only 'pandas' is supported")
         asked = file_format.lower() if file_format else None
         if self.is_folder:
-            folder = Path(self.as_file())
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            local = Path(self.as_file())  # a folder, or the path of its one file
+            files = (
+                sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
+            )
             return frames.concat_frames(self.key, [self._read(asked, p, kwargs) for p in files])
         held = self._held()
         if held is not None:
@@ -309,12 +317,21 @@ class Model(Entity):
         self, key: str, value: Any, overwrite: bool = False, single_value: bool = False
     ) -> None:
         """DigitalHub's `model.log_metric`, kept in the store at once."""
-        metrics.log_metric(self.record.metrics, key, value, overwrite, single_value)
-        self.save(update=True)
+        self._change_metrics(
+            lambda kept: metrics.log_metric(kept, key, value, overwrite, single_value)
+        )
 
     def log_metrics(self, values: dict[str, Any], overwrite: bool = False) -> None:
-        metrics.log_metrics(self.record.metrics, values, overwrite)
-        self.save(update=True)
+        self._change_metrics(lambda kept: metrics.log_metrics(kept, values, overwrite))
+
+    def _change_metrics(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """`change` applied to the metrics the store keeps now (another handle may have logged
+        some since this one was read), then kept, as DigitalHub updates one metric at a time."""
+        record = self.record
+        kept = self.store.version(record.project, record.entity_type, record.name, record.id)
+        change(kept.metrics)
+        self.store.update(kept)
+        record.metrics = kept.metrics
 
 
 CLASSES: dict[str, type[Entity]] = {"dataitem": DataItem, "artifact": Artifact, "model": Model}

@@ -211,8 +211,9 @@ class Project:
 
     def _get(self, entity_type: str, identifier: str, entity_id: Optional[str]) -> Entity:
         field = f"get_{entity_type}({identifier!r})"
-        if entity_id:
-            record = self.store.version(self.name, entity_type, identifier, entity_id)
+        if entity_id:  # version `entity_id` of the entity a name or a key names
+            found = self.store.find(identifier, self.name, entity_type, field)
+            record = self.store.version(found.project, entity_type, found.name, entity_id)
         else:
             record = self.store.find(identifier, self.name, entity_type, field)
         entity = entity_object(record, self.store, self.run)
@@ -221,8 +222,9 @@ class Project:
         return entity
 
     def _versions(self, entity_type: str, identifier: str) -> list[Entity]:
-        name = self._get(entity_type, identifier, None).name
-        records = self.store.versions(self.name, entity_type, name)
+        field = f"get_{entity_type}_versions({identifier!r})"
+        found = self.store.find(identifier, self.name, entity_type, field)
+        records = self.store.versions(found.project, entity_type, found.name)
         return [entity_object(record, self.store, self.run) for record in records]
 
     def _list(self, entity_type: str, filters: dict[str, Any]) -> list[Entity]:

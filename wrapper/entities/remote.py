@@ -5,8 +5,10 @@ configuration names (boto3, imported only for s3://)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import BinaryIO, Optional, cast
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, Optional, cast
 from urllib.parse import unquote, urlsplit
 
 from wrapper.entities.store import StoreError
@@ -65,11 +67,52 @@ def _open_http(url: str) -> BinaryIO:
         raise StoreError(f"cannot read {shown(url)}: {reason}") from None
 
 
+def is_s3_folder(path: str) -> bool:
+    """An s3:// prefix (ending in /): a folder of objects, as DigitalHub's partitions."""
+    return path.startswith("s3://") and path.endswith("/")
+
+
+def copy_s3_folder(url: str, tree: Path) -> None:
+    """The objects under the prefix `url` into the new folder `tree`, by their names below
+    it; a name that would leave the folder is refused."""
+    from wrapper.entities.transfer import write_file
+
+    bucket, prefix = _bucket_key(url)
+    with _s3_errors(url) as client:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    tree.mkdir()
+    for key in keys:
+        relative = PurePosixPath(key[len(prefix) :])
+        if key.endswith("/"):
+            continue  # a folder marker, no content
+        if relative.is_absolute() or ".." in relative.parts:
+            raise StoreError(f"{url}: the object {key!r} would leave the folder")
+        target = tree.joinpath(*relative.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _s3_errors(url) as client:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        with contextlib.closing(body):
+            write_file(target, body, f"download s3://{bucket}/{key}")
+
+
 def _open_s3(url: str) -> BinaryIO:
+    bucket, key = _bucket_key(url)
+    with _s3_errors(url) as client:
+        return cast(BinaryIO, client.get_object(Bucket=bucket, Key=key)["Body"])
+
+
+def _bucket_key(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     bucket, key = parts.netloc, parts.path.lstrip("/")
     if not bucket or not key:
         raise StoreError(f"cannot read {url!r}: expected s3://bucket/key")
+    return bucket, key
+
+
+@contextlib.contextmanager
+def _s3_errors(url: str) -> Iterator[Any]:
+    """An S3 client (boto3 is imported only here); its failures one StoreError naming `url`."""
     from wrapper.entities.s3store import s3_client
     from wrapper.sources.s3 import s3_error_code
 
@@ -77,7 +120,7 @@ def _open_s3(url: str) -> BinaryIO:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return cast(BinaryIO, client.get_object(Bucket=bucket, Key=key)["Body"])
+        yield client
     except ClientError as exc:
         raise StoreError(f"cannot read {url}: {s3_error_code(exc) or 'error'}") from None
     except BotoCoreError as exc:
