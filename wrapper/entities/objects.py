@@ -71,8 +71,6 @@ class Entity:
     """One version of an entity, bound to the store that keeps it and, inside a run, to the
     run (whose own folder takes downloads with no destination)."""
 
-    ENTITY_TYPE = ""
-
     def __init__(self, record: EntityRecord, store: Store, run: Optional[Run] = None) -> None:
         self.record = record
         self.store = store
@@ -132,7 +130,7 @@ class Entity:
     @property
     def is_folder(self) -> bool:
         """Whether the content is a folder: logged from one (kept as one zip), or registered
-        in place as a folder on this machine."""
+        in place (a folder on this machine, an s3:// prefix)."""
         if self.spec.get("archive") == "zip":
             return True
         if self.record.sha256 is None and is_s3_folder(self.path):
@@ -252,8 +250,6 @@ class Entity:
 class DataItem(Entity):
     """Data, usually a table: `as_df()` reads it into a pandas DataFrame."""
 
-    ENTITY_TYPE = "dataitem"
-
     def as_df(
         self, file_format: Optional[str] = None, engine: Optional[str] = "pandas", **kwargs: Any
     ) -> Any:
@@ -296,13 +292,9 @@ class DataItem(Entity):
 class Artifact(Entity):
     """A file (or any content) a run consumed or produced."""
 
-    ENTITY_TYPE = "artifact"
-
 
 class Model(Entity):
     """A trained model: its files, what made it, and its metrics."""
-
-    ENTITY_TYPE = "model"
 
     @property
     def framework(self) -> Optional[str]:
