@@ -332,3 +332,24 @@ def test_other_handlers_keep_the_load_time_check(
     )  # fmt: skip
     assert result.returncode == ExitCode.BAD_INPUT
     assert message in result.stderr.decode()
+
+
+READS_ITS_RUN = """
+import os
+
+
+def main(project, run):
+    here = project.get_run(os.environ["RUN_ID"])
+    run.log_metric("seen", 1)
+    return here.id == run.id, here.status.state, project.list_runs(state="RUNNING")[0].id
+"""
+
+
+def test_the_handler_reads_its_own_run_by_run_id(
+    tmp_path: Path, store_uri: str, fakes: Path
+) -> None:
+    (tmp_path / "r.py").write_text(READS_ITS_RUN)
+    result = job(store_uri, fakes, tmp_path, "--code-src", "r.py", "--handler", "main")
+    assert result.returncode == 0, result.stderr.decode()
+    status = status_of(result)
+    assert status["results"] == {"output_0": True, "output_1": "RUNNING", "output_2": status["id"]}
