@@ -1,12 +1,14 @@
 """Shared fixtures: isolated code caches, source trees written by tests, the CLI as a subprocess,
-and entity stores (the local one, and S3 on moto's server)."""
+entity stores (the local one, and S3 on moto's server), and a folder served over HTTP."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +120,23 @@ def store_uri(
     bucket = f"store-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     return f"s3://{bucket}/store"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """Serves tmp_path/www over HTTP on 127.0.0.1."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            """No request lines on the test's stderr."""
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()

@@ -3,15 +3,12 @@ HTTP server on 127.0.0.1; transfers with progress."""
 
 from __future__ import annotations
 
-import http.server
 import io
 import logging
 import os
 import subprocess
 import sys
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas
@@ -27,26 +24,6 @@ from wrapper.errors import SpecError
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project("demo", open_store(str(tmp_path / "store")), Run("demo"))
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """Serves tmp_path/www over HTTP on 127.0.0.1."""
-    folder = tmp_path / "www"
-    folder.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            """No request lines on the test's stderr."""
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_csv_tsv_and_parquet_dataitems_read_as_dataframes(project: Project, tmp_path: Path) -> None:

@@ -6,14 +6,11 @@ so the doors are shown never to import the real ones (DESIGN §5; DigitalHub 0.1
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import pickle
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,26 +51,6 @@ def fakes(tmp_path: Path) -> Path:
     return raising_packages(tmp_path / "fakes")
 
 
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[str]:
-    """tmp_path/www over HTTP on 127.0.0.1."""
-    folder = tmp_path / "www"
-    folder.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(folder), **kwargs)
-
-        def log_message(self, *args: object) -> None:
-            """No request lines on the test's stderr."""
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def job(
     store: str, fakes: Path, cwd: Path, *args: str, wait: bool = True
 ) -> subprocess.CompletedProcess[bytes]:
@@ -89,13 +66,15 @@ def status_of(result: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
     return json.loads(result.stdout.decode().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def test_the_etl_jobs_run_unedited(tmp_path: Path, store_uri: str, fakes: Path, web: str) -> None:
+def test_the_etl_jobs_run_unedited(
+    tmp_path: Path, store_uri: str, fakes: Path, server: str
+) -> None:
     (tmp_path / "www" / "sensors").write_text(SENSORS)  # no suffix: csv told by file_format
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "download_data.py").write_text(DOWNLOAD)
     (tmp_path / "src" / "process_sensors.py").write_text(PROCESS)
     project = Project("demo", open_store(store_uri))
-    url = project.new_dataitem(name="url-data-item", kind="table", path=f"{web}/sensors")
+    url = project.new_dataitem(name="url-data-item", kind="table", path=f"{server}/sensors")
 
     collected = job(
         store_uri, fakes, tmp_path, "--project", "demo", "--code-src", "src/download_data.py",
