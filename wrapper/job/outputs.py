@@ -168,7 +168,7 @@ def _kept(keep: Keep, name: str, project: Project, created: list[Entity]) -> Ent
     except WrapperError as exc:
         raise OutputError(f"output {name!r}: {exc.message}") from None
     except Exception as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        reason = _reason(exc)
         raise OutputError(f"output {name!r} cannot be kept: {reason}") from None
     if not isinstance(keep, _Link):
         created.append(entity)
@@ -185,7 +185,7 @@ def _converted(item: Any, name: str, wanted: Declared, folder: Path) -> Optional
     except OutputError:
         raise
     except Exception as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        reason = _reason(exc)
         what = type(item).__name__
         raise OutputError(f"output {name!r}: a {what} cannot be kept: {reason}") from None
 
@@ -254,7 +254,7 @@ def _pickled(item: Any, name: str, folder: Path) -> Path:
     try:
         data = pickle.dumps(item)
     except Exception as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        reason = _reason(exc)
         raise OutputError(
             f"output {name!r}: a {type(item).__name__} cannot be pickled ({reason}): return a "
             "DataFrame, a number, a string, a pathlib.Path or an entity, or log it yourself"
@@ -262,3 +262,8 @@ def _pickled(item: Any, name: str, folder: Path) -> Path:
     path = folder / f"{name}.pickle"
     path.write_bytes(data)
     return path
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception in one line: its type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
