@@ -12,14 +12,13 @@ import sys
 import tempfile
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 
-from tests.moto_s3 import SECRET, moto_server, point_aws_at
+from tests.moto_s3 import SECRET, point_aws_at
 from wrapper.entities import s3store
 from wrapper.entities.keys import EntityKey
 from wrapper.entities.project import Project
@@ -48,13 +47,6 @@ class Bucket:
 
     def get(self, key: str) -> bytes:
         return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[tuple[str, Any]]:
-    """moto's S3 server in a thread, and the tests' own client to it."""
-    with moto_server() as running:
-        yield running
 
 
 @pytest.fixture

@@ -51,14 +51,20 @@ def fakes(tmp_path: Path) -> Path:
     return raising_packages(tmp_path / "fakes")
 
 
-def job(
-    store: str, fakes: Path, cwd: Path, *args: str, wait: bool = True
-) -> subprocess.CompletedProcess[bytes]:
-    """`fn-wrapper job --store STORE ARGS…` with the raising packages on its path."""
+def start_job(store: str, fakes: Path, cwd: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`fn-wrapper job --store STORE ARGS…` started with the raising packages on its path."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FN_WRAPPER_")}
     environ["PYTHONPATH"] = on_path(fakes, ROOT)
     command = [sys.executable, "-m", "wrapper", "job", "--store", store, *args]
-    return subprocess.run(command, cwd=cwd, env=environ, capture_output=True, timeout=120)
+    pipe = subprocess.PIPE
+    return subprocess.Popen(command, cwd=cwd, env=environ, stdout=pipe, stderr=pipe)
+
+
+def job(store: str, fakes: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """A job run to its end."""
+    process = start_job(store, fakes, cwd, *args)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def status_of(result: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
@@ -247,18 +253,15 @@ def test_two_runs_in_one_working_folder_download_without_colliding(
     work = tmp_path / "work"
     work.mkdir()
     (work / "d.py").write_text(USES_DOWNLOAD)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("FN_WRAPPER_")}
-    environ["PYTHONPATH"] = on_path(fakes, ROOT)
-    command = [
-        sys.executable, "-m", "wrapper", "job", "--store", store_uri, "--code-src", "d.py",
-        "--handler", "main", "--inputs", json.dumps({"di": data.key}),
-    ]  # fmt: skip
-    runs = [
-        subprocess.Popen(
-            command, cwd=work, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for _ in range(2)
-    ]
+    arguments = (
+        "--code-src",
+        "d.py",
+        "--handler",
+        "main",
+        "--inputs",
+        json.dumps({"di": data.key}),
+    )
+    runs = [start_job(store_uri, fakes, work, *arguments) for _ in range(2)]
     answers = [(run.wait(120), run.communicate()) for run in runs]
     assert [code for code, _ in answers] == [0, 0], [err.decode() for _, (_, err) in answers]
     results = [json.loads(out.decode().splitlines()[-1])["results"] for _, (out, _) in answers]

@@ -142,15 +142,6 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-@pytest.fixture
-def _forget_imports() -> Iterator[None]:
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        del sys.modules[name]
-
-
 # --- objects and archives -------------------------------------------------------------------
 
 
@@ -192,7 +183,7 @@ PACKAGE = {
 }
 
 
-@pytest.mark.usefixtures("_forget_imports")
+@pytest.mark.usefixtures("restore_imports")
 def test_prefix_becomes_a_folder_that_loads_end_to_end(bucket: Bucket) -> None:
     for key, text in PACKAGE.items():
         bucket.put(key, text.encode())
