@@ -30,6 +30,7 @@ TASK_FIELDS: dict[str, dict[str, Any]] = {
             "gpu": {"limits": "1"},
         }
     },
+    "flat resources": {"resources": {"cpu": "500m", "mem": "256Mi", "gpu": 1, "disk": "2Gi"}},
     "envs": {"envs": [{"name": "MODE", "value": "fast"}]},
     "secrets": {"secrets": ["db-credentials", "s3-keys"]},
     "volumes": {
@@ -52,6 +53,34 @@ TASK_FIELDS: dict[str, dict[str, Any]] = {
                 "name": "certs",
                 "mount_path": "/certs",
                 "spec": {"secret_name": "tls-certs"},
+            },
+        ]
+    },
+    "digitalhub volumes": {
+        "volumes": [
+            {
+                "volume_type": "ephemeral",
+                "name": "work",
+                "mount_path": "/work",
+                "spec": {"size": "5Gi"},
+            },
+            {
+                "volume_type": "shared_volume",
+                "name": "team",
+                "mount_path": "/team",
+                "spec": {"size": "10Gi"},
+            },
+            {
+                "volume_type": "persistent_volume_claim",
+                "name": "data",
+                "mount_path": "/data",
+                "spec": {"size": "1Gi"},
+            },
+            {
+                "volume_type": "empty_dir",
+                "name": "cache",
+                "mount_path": "/cache",
+                "spec": {"size_limit": "512Mi", "medium": "Memory"},
             },
         ]
     },
@@ -153,6 +182,40 @@ def test_task_fields_are_mapped_faithfully() -> None:
         {"secretRef": {"name": "db-credentials"}}, {"secretRef": {"name": "s3-keys"}},
     ]  # fmt: skip
     assert pod["nodeSelector"] == {"pool": "gpu"}
+
+
+def test_disk_sizes_the_scratch_volume() -> None:
+    """The scratch emptyDir's sizeLimit, and the container's ephemeral-storage request (the
+    scheduler finds room for it) and limit (the kubelet evicts past it)."""
+    task = {"resources": {"cpu": "1", "disk": "2Gi"}}
+    pod = manifests(document("job", **task), IMAGE)[1]["spec"]["template"]["spec"]
+    assert {"name": "scratch", "emptyDir": {"sizeLimit": "2Gi"}} in pod["volumes"]
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "1", "ephemeral-storage": "2Gi"},
+        "limits": {"cpu": "1", "ephemeral-storage": "2Gi"},
+    }
+    pod = manifests(document("job"), IMAGE)[1]["spec"]["template"]["spec"]
+    assert {"name": "scratch", "emptyDir": {}} in pod["volumes"]
+
+
+def test_volumes_in_kubernetes_shapes() -> None:
+    pod = manifests(document("job", **TASK_FIELDS["digitalhub volumes"]), IMAGE)[1]
+    volumes = {v["name"]: v for v in pod["spec"]["template"]["spec"]["volumes"]}
+    claim = {
+        "accessModes": ["ReadWriteOnce"],
+        "volumeMode": "Filesystem",
+        "resources": {"requests": {"storage": "5Gi"}},
+    }
+    assert volumes["work"]["ephemeral"] == {"volumeClaimTemplate": {"spec": claim}}
+    assert volumes["team"]["persistentVolumeClaim"] == {"claimName": "team"}
+    storage = volumes["data"]["ephemeral"]["volumeClaimTemplate"]["spec"]["resources"]
+    assert storage == {"requests": {"storage": "1Gi"}}  # a new claim for the run
+    assert volumes["cache"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "512Mi"}
+    # our spellings: an existing claim, the camelCase sizeLimit
+    pod = manifests(document("job", **TASK_FIELDS["volumes"]), IMAGE)[1]
+    volumes = {v["name"]: v for v in pod["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "data-pvc"}
+    assert volumes["work"]["emptyDir"] == {"sizeLimit": "1Gi"}
 
 
 def test_code_in_the_image_needs_no_config_map() -> None:

@@ -67,6 +67,24 @@ def test_task_fields_in_nuclios_shapes() -> None:
     assert spec["handler"] == "main:handler"
 
 
+def test_disk_mounts_a_sized_scratch_volume() -> None:
+    """Nuclio's root filesystem is writable: the scratch volume comes only to be sized, with
+    the doors' cache and data in it as on Kubernetes."""
+    task = {"resources": {"cpu": "500m", "disk": "2Gi"}, "envs": [{"name": "A", "value": "b"}]}
+    config = function_config(document("serve", **task), IMAGE)
+    validate(config)
+    spec = config["spec"]
+    assert spec["volumes"][0] == {
+        "volume": {"name": "scratch", "emptyDir": {"sizeLimit": "2Gi"}},
+        "volumeMount": {"name": "scratch", "mountPath": "/tmp"},
+    }
+    assert spec["resources"] == {"requests": {"cpu": "500m"}, "limits": {"cpu": "500m"}}
+    names = [item["name"] for item in spec["env"]]
+    assert names[-3:] == ["XDG_CACHE_HOME", "XDG_DATA_HOME", "A"]  # the task's envs last
+    plain = function_config(document("serve"), IMAGE)["spec"]
+    assert "volumes" not in plain and "XDG_CACHE_HOME" not in str(plain["env"])
+
+
 def test_code_in_the_image_keeps_the_images_own_spec() -> None:
     spec = function_config(document("serve", code_src="app/predict.py"), IMAGE)["spec"]
     assert "FN_WRAPPER_SPEC" not in {item["name"] for item in spec["env"]}

@@ -49,6 +49,22 @@ def test_the_profile_fills_what_the_task_leaves_empty(profiles: Path) -> None:
     assert apply_profile(document("job")["task"], None) == document("job")["task"]
 
 
+def test_flat_resources_merge_resource_by_resource(tmp_path: Path) -> None:
+    """DigitalHub 0.15's flat form in the profile or the task: a task's flat cpu replaces the
+    profile's whole cpu; what the task leaves unset (mem, disk) comes from the profile."""
+    profile = {"resources": {"cpu": {"requests": "1", "limits": "4"}, "mem": "2Gi", "disk": 10}}
+    (tmp_path / "batch.yaml").write_text(yaml.safe_dump(profile))
+    merged = apply_profile(
+        document("job", profile="batch", resources={"cpu": "2"})["task"], tmp_path
+    )
+    assert merged["resources"] == {
+        "cpu": {"requests": "2", "limits": "2"},
+        "mem": {"requests": "2Gi", "limits": "2Gi"},
+        "gpu": None,
+        "disk": "10",
+    }
+
+
 @pytest.mark.parametrize(
     ("name", "folder", "message"),
     [
@@ -58,7 +74,7 @@ def test_the_profile_fills_what_the_task_leaves_empty(profiles: Path) -> None:
         ("broken", "here", "task.profile 'broken': resources.cpu.limits:"),
         ("unparsable", "here", "unparsable.yaml is not valid: while parsing"),
         ("unparsable-json", "here", "unparsable-json.json is not valid: "),
-        ("big", "here", "big.yaml: resources: 'big' is not a mapping of cpu, mem and gpu"),
+        ("big", "here", "big.yaml: resources: 'big' is not a mapping of cpu, mem, gpu and disk"),
     ],
 )
 def test_profile_errors_are_named(

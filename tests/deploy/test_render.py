@@ -43,7 +43,7 @@ def volume(**fields: Any) -> dict[str, Any]:
         ({"volumes": [volume(), volume(mount_path="/other")]},
          "task.volumes: two volumes have the name 'work'"),
         ({"volumes": [volume(volume_type="persistent_volume_claim", spec={"claimName": "x"})]},
-         "task.volumes[0].spec: 'claimName' is not an option of a persistent_volume_claim"),
+         "task.volumes[0].spec: 'claimName' is not an option of persistent_volume_claim volumes"),
         ({"volumes": [volume(spec={"sizeLimit": "big"})]}, "task.volumes[0].spec: 'big' is not"),
         ({"affinity": {"foo": "bar"}}, "task.affinity.foo: unknown field (allowed: nodeAffinity"),
         ({"tolerations": [{"key": "gpu", "operator": "Maybe"}]},

@@ -90,7 +90,7 @@ def test_one_line_per_bad_field_each_naming_its_path() -> None:
     assert by_path["task.action"] == "task.action: 'run' is not one of job, serve, build"
     assert by_path["task.volumes[1].volume_type"] == (
         "task.volumes[1].volume_type: 'nfs' is not one of "
-        "persistent_volume_claim, empty_dir, config_map, secret"
+        "persistent_volume_claim, empty_dir, ephemeral, shared_volume, config_map, secret"
     )
     assert by_path["task.resources.cpu.requests"].startswith(
         "task.resources.cpu.requests: 'lots' is not a Kubernetes quantity"
@@ -172,9 +172,9 @@ def test_project_on_a_non_library_function() -> None:
             "inputs, parameters, init_parameters, local_execution",
         ),
         (
-            {"function": FUNCTION, "task": {"resources": {"disk": {}}}},
-            "task.resources.disk",
-            "cpu, mem, gpu",
+            {"function": FUNCTION, "task": {"resources": {"memory": "1Gi"}}},
+            "task.resources.memory",
+            "cpu, mem, gpu, disk",
         ),
         (
             {"function": FUNCTION, "task": {"resources": {"cpu": {"request": "1"}}}},

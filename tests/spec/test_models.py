@@ -340,6 +340,7 @@ def test_task_defaults() -> None:
     assert task.node_selector == [] and task.volumes == [] and task.tolerations == []
     assert task.envs == [] and task.secrets == [] and task.instructions == []
     assert task.resources.cpu is None and task.resources.mem is None and task.resources.gpu is None
+    assert task.resources.disk is None
     assert task.affinity is None and task.profile is None and task.replicas is None
     assert task.service_type is None and task.service_name is None
 
@@ -480,8 +481,46 @@ def test_generated_quantities_accepted(number: str, suffix: str) -> None:
 
 
 def test_unknown_resource_refused() -> None:
-    errors = errors_of(TaskSpec, {"resources": {"disk": {"requests": "1Gi"}}})
-    assert [(e["loc"], e["type"]) for e in errors] == [(("resources", "disk"), "extra_forbidden")]
+    errors = errors_of(TaskSpec, {"resources": {"memory": "1Gi"}})
+    assert [(e["loc"], e["type"]) for e in errors] == [(("resources", "memory"), "extra_forbidden")]
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"), [("500m", "500m"), ("2", "2"), (2, "2"), (0.5, "0.5"), ("1Gi", "1Gi")]
+)
+def test_a_flat_resource_is_both_request_and_limit(value: Any, stored: str) -> None:
+    """DigitalHub 0.15 writes `cpu: "500m"`, `gpu: 1`: one quantity, strings or ints."""
+    task = TaskSpec.model_validate({"resources": {"cpu": value, "mem": value}})
+    for amount in (task.resources.cpu, task.resources.mem):
+        assert amount is not None and (amount.requests, amount.limits) == (stored, stored)
+
+
+def test_flat_and_mapping_resources_mix() -> None:
+    task = TaskSpec.model_validate(
+        {"resources": {"cpu": {"requests": "250m"}, "mem": "256Mi", "gpu": 1, "disk": "2Gi"}}
+    )
+    assert task.resources.cpu is not None and task.resources.cpu.limits is None
+    assert task.resources.gpu is not None and task.resources.gpu.limits == "1"
+    assert task.resources.disk == "2Gi"
+    assert TaskSpec.model_validate({"resources": {"disk": 1024}}).resources.disk == "1024"
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"cpu": "5 cores"}, "'5 cores' is not a Kubernetes quantity"),
+        ({"cpu": True}, "expected a Kubernetes quantity such as 500m, 2 or 1Gi, or {requests,"),
+        ({"mem": ["1Gi"]}, "got list ['1Gi']"),
+        ({"gpu": "0.5"}, "'0.5' is not a whole number of GPUs"),
+        ({"disk": "lots"}, "'lots' is not a Kubernetes quantity"),
+        ({"disk": "0"}, "'0' is not a size: give more than 0"),
+        ({"disk": {"requests": "1Gi"}}, "must be a Kubernetes quantity"),
+    ],
+)
+def test_bad_flat_resources_name_the_resource(resources: dict[str, Any], message: str) -> None:
+    (error,) = errors_of(TaskSpec, {"resources": resources})
+    assert error["loc"] == ("resources", next(iter(resources)))
+    assert message in error["msg"]
 
 
 @pytest.mark.parametrize(
@@ -527,6 +566,53 @@ def test_unknown_resource_refused() -> None:
 )  # fmt: skip
 def test_bad_task_fields_refused(task: dict[str, Any], loc: tuple[Any, ...]) -> None:
     assert [e["loc"] for e in errors_of(TaskSpec, task)] == [loc]
+
+
+def volume(volume_type: str, spec: Any = None) -> dict[str, Any]:
+    return {"volume_type": volume_type, "name": "v", "mount_path": "/v", "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        (volume("ephemeral", {"size": "1Gi"}), {"size": "1Gi"}),
+        (volume("shared_volume", {"size": "10Gi"}), {"size": "10Gi"}),
+        (volume("shared_volume", {"claimName": "team"}), {"claim_name": "team"}),
+        (volume("persistent_volume_claim", {"size": 1073741824}), {"size": "1073741824"}),
+        (volume("persistent_volume_claim", None), {}),
+        (volume("empty_dir", {"size_limit": "1Gi", "medium": "Memory"}),
+         {"size_limit": "1Gi", "medium": "Memory"}),
+        (volume("empty_dir", {"sizeLimit": "1Gi", "size_limit": "1Gi"}), {"size_limit": "1Gi"}),
+        (volume("empty_dir", {"size_limit": None, "medium": None}), {}),
+    ],
+)  # fmt: skip
+def test_digitalhub_volume_specs(given: dict[str, Any], kept: dict[str, Any]) -> None:
+    """DigitalHub 0.15's types and options, and the camelCase its core reads, under the SDK's
+    spelling."""
+    (kept_volume,) = TaskSpec.model_validate({"volumes": [given]}).volumes
+    assert kept_volume.spec == kept
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (volume("ephemeral"), "an ephemeral volume needs a size (e.g. size: 1Gi)"),
+        (volume("ephemeral", {"size": "0"}), "'0' is not a size"),
+        (volume("ephemeral", {"size": "big"}), "'big' is not a Kubernetes quantity"),
+        (volume("ephemeral", {"claim_name": "x"}),
+         "'claim_name' is not an option of ephemeral volumes (allowed: size)"),
+        (volume("persistent_volume_claim", {"claim_name": "x", "size": "1Gi"}),
+         "give claim_name (an existing claim) or size (a new one for the run), not both"),
+        (volume("persistent_volume_claim", {"claimName": "x"}), "'claimName' is not an option"),
+        (volume("empty_dir", {"sizeLimit": "1Gi", "size_limit": "2Gi"}),
+         "sizeLimit and size_limit differ: give one"),
+        (volume("shared_volume", {"claim_name": ""}), "claim_name: expected a name, got ''"),
+    ],
+)  # fmt: skip
+def test_bad_digitalhub_volume_specs(given: dict[str, Any], message: str) -> None:
+    (error,) = errors_of(TaskSpec, {"volumes": [given]})
+    assert error["loc"] == ("volumes", 0, "spec")
+    assert message in error["msg"]
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,11 @@ Otherwise a ConfigMap carries the run spec (FN_WRAPPER_SPEC) and the container f
 when it starts; the ConfigMap's name ends with a hash of its content, so a changed spec is a
 new ConfigMap (and a new pod template), never an old one reused.
 
-The task's fields map onto the pod: resources (gpu as nvidia.com/gpu), envs, secrets (as
-references: `envFrom` of each named secret, never a value), volumes, node selector, affinity,
-tolerations. Pods are restricted by default: non-root, no privilege escalation, every
-capability dropped, a read-only root filesystem with a writable scratch volume at /tmp.
+The task's fields map onto the pod: resources (gpu as nvidia.com/gpu; disk sizes the scratch
+volume and is the container's ephemeral-storage), envs, secrets (as references: `envFrom` of
+each named secret, never a value), volumes, node selector, affinity, tolerations. Pods are
+restricted by default: non-root, no privilege escalation, every capability dropped, a read-only
+root filesystem with a writable scratch volume at /tmp.
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ class Workload:
             },
         }
         resources = container_resources(task.get("resources") or {})
+        disk = (task.get("resources") or {}).get("disk")
+        if disk is not None:  # what the scratch volume may hold, on the node's disk
+            for side in ("requests", "limits"):
+                resources.setdefault(side, {})["ephemeral-storage"] = disk
         if resources:
             container["resources"] = resources
         if task.get("secrets"):
@@ -124,10 +129,7 @@ class Workload:
         volumes = (
             [{"name": "spec", "configMap": {"name": self.config_map_name}}] if self.spec else []
         )
-        volumes += [
-            {"name": "scratch", "emptyDir": {}},
-            *map(pod_volume, task.get("volumes") or []),
-        ]
+        volumes += [scratch_volume(task), *map(pod_volume, task.get("volumes") or [])]
         return {
             "containers": [container],
             "volumes": volumes,
@@ -291,13 +293,34 @@ def container_resources(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
     return found
 
 
+def scratch_volume(task: dict[str, Any]) -> dict[str, Any]:
+    """The pod's scratch emptyDir (mounted at /tmp), sized by task.resources.disk if given."""
+    disk = (task.get("resources") or {}).get("disk")
+    return {"name": "scratch", "emptyDir": {} if disk is None else {"sizeLimit": disk}}
+
+
 def pod_volume(volume: dict[str, Any]) -> dict[str, Any]:
-    """The pod volume of a task volume (its spec's options validated by wrapper.spec.models)."""
+    """The pod volume of a task volume (its spec's options validated by wrapper.spec.models).
+
+    A shared volume, or a persistent_volume_claim without a size, is an existing claim (a
+    shared volume's size is that claim's: DigitalHub's core reads none). An ephemeral volume,
+    or a persistent_volume_claim with a size, is a new claim made with the pod and deleted with
+    it: a generic ephemeral volume.
+    """
     spec, name, kind = volume.get("spec") or {}, volume["name"], volume["volume_type"]
-    if kind == "persistent_volume_claim":
+    if kind == "shared_volume" or (kind == "persistent_volume_claim" and "size" not in spec):
         return {"name": name, "persistentVolumeClaim": {"claimName": spec.get("claim_name", name)}}
+    if kind in ("persistent_volume_claim", "ephemeral"):
+        claim = {
+            "accessModes": ["ReadWriteOnce"],
+            "volumeMode": "Filesystem",
+            "resources": {"requests": {"storage": spec["size"]}},
+        }
+        return {"name": name, "ephemeral": {"volumeClaimTemplate": {"spec": claim}}}
     if kind == "empty_dir":
-        options = {k: spec[k] for k in ("medium", "sizeLimit") if k in spec}
+        options = {"medium": spec["medium"]} if "medium" in spec else {}
+        if "size_limit" in spec:
+            options["sizeLimit"] = spec["size_limit"]
         return {"name": name, "emptyDir": options}
     if kind == "config_map":
         return {"name": name, "configMap": {"name": spec.get("name", name)}}

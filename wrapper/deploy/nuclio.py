@@ -8,7 +8,8 @@ built processor image.
 
 Task fields map as for Kubernetes (wrapper/deploy/kubernetes.py), in Nuclio's shapes: env
 items, secrets mounted as volumes, `{volume, volumeMount}` pairs, replicas as min/max replicas,
-workers as the HTTP trigger's numWorkers (maxWorkers is deprecated since Nuclio 1.13).
+workers as the HTTP trigger's numWorkers (maxWorkers is deprecated since Nuclio 1.13). Nuclio's
+root filesystem is writable, so a scratch volume is mounted only to size it (task.resources.disk).
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from wrapper.deploy.kubernetes import (
     dns_label,
     placement,
     pod_volume,
+    scratch_volume,
 )
 from wrapper.errors import SpecError
 from wrapper.sources.inline import inline_file_name
+from wrapper.spec.models import SCRATCH_MOUNT as SCRATCH
 from wrapper.spec.models import PythonVersion
 
 SECRETS_DIR = "/var/run/secrets/fn-wrapper"
@@ -64,11 +67,20 @@ def function_config(
     if workload.spec is not None:
         env.append({"name": "FN_WRAPPER_SPEC", "value": json.dumps(workload.spec, sort_keys=True)})
     env += workload.run_env()
-    env += [{"name": e["name"], "value": e["value"]} for e in task.get("envs") or []]
     volumes = [
         {"volume": pod_volume(v), "volumeMount": {"name": v["name"], "mountPath": v["mount_path"]}}
         for v in task.get("volumes") or []
     ]
+    if (task.get("resources") or {}).get("disk") is not None:
+        scratch = scratch_volume(task)
+        volumes.insert(
+            0, {"volume": scratch, "volumeMount": {"name": "scratch", "mountPath": SCRATCH}}
+        )
+        env += [
+            {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH}/cache"},
+            {"name": "XDG_DATA_HOME", "value": f"{SCRATCH}/data"},
+        ]
+    env += [{"name": e["name"], "value": e["value"]} for e in task.get("envs") or []]
     for secret in task.get("secrets") or []:
         name = secret_volume_name(secret)
         volumes.append(

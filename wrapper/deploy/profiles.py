@@ -2,8 +2,8 @@
 `<name>.json`), merged under the task's own fields (DESIGN §2: `task.profile`).
 
 A field the task sets wins (0 and false too); a field it leaves unset (absent, null or an empty
-list) takes the profile's (resources per resource: cpu, mem, gpu); the result is validated
-again, so a bad profile is named like a bad task.
+list) takes the profile's (resources per resource: cpu, mem, gpu, disk, each in either of its
+forms); the result is validated again, so a bad profile is named like a bad task.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def apply_profile(task: dict[str, Any], folder: Optional[Path]) -> dict[str, Any
             if not isinstance(value, dict):
                 raise SpecError(
                     f"task.profile {name!r}: {path}: resources: {value!r} is not a mapping of"
-                    " cpu, mem and gpu"
+                    " cpu, mem, gpu and disk"
                 )
             own = dict(task.get("resources") or {})
             merged["resources"] = {**value, **{k: v for k, v in own.items() if v is not None}}

@@ -111,6 +111,28 @@ def _quantity(value: Any) -> Any:
     return str(value)
 
 
+def _size(value: Any) -> Any:
+    """A quantity of storage (a volume's or the scratch volume's size): more than 0."""
+    size = _quantity(value)
+    if size is not None and quantity_value(size) <= 0:
+        raise ValueError(f"{value!r} is not a size: give more than 0 (e.g. 1Gi)")
+    return size
+
+
+def _flat_amount(value: Any) -> Any:
+    """DigitalHub 0.15's flat form of a resource (`cpu: "500m"`, `gpu: 1`) as `{requests,
+    limits}`: one quantity is both."""
+    if value is None or isinstance(value, (dict, BaseModel)):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(
+            "expected a Kubernetes quantity such as 500m, 2 or 1Gi, or {requests, limits};"
+            f" got {type(value).__name__} {value!r}"
+        )
+    quantity = _quantity(value)
+    return {"requests": quantity, "limits": quantity}
+
+
 _SUFFIXES = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "": "1", "k": "1e3", "M": "1e6", "G": "1e9",
              "T": "1e12", "P": "1e15", "E": "1e18", "Ki": "1024", "Mi": "1048576",
              "Gi": "1073741824", "Ti": "1099511627776", "Pi": "1125899906842624",
@@ -151,11 +173,16 @@ class ResourceAmount(Strict):
 
 
 class Resources(Strict):
-    """Compute resources of a task (gpu becomes nvidia.com/gpu)."""
+    """Resources of a task: cpu, mem and gpu (nvidia.com/gpu) each `{requests, limits}` or one
+    quantity, DigitalHub 0.15's flat form, that is both; disk sizes the scratch volume."""
 
     cpu: Optional[ResourceAmount] = None
     mem: Optional[ResourceAmount] = None
     gpu: Optional[ResourceAmount] = None
+    disk: Optional[str] = None
+
+    _flat = field_validator("cpu", "mem", "gpu", mode="before")(_flat_amount)
+    _disk = field_validator("disk", mode="before")(_size)
 
     @field_validator("gpu")
     @classmethod
@@ -167,7 +194,8 @@ class Resources(Strict):
         for side, amount in (("requests", gpu.requests), ("limits", gpu.limits)):
             value = None if amount is None else quantity_value(amount)
             if value is not None and value != value.to_integral_value():
-                raise ValueError(f"{side}: {amount!r} is not a whole number of GPUs")
+                where = "" if gpu.requests == gpu.limits else f"{side}: "  # not for a flat one
+                raise ValueError(f"{where}{amount!r} is not a whole number of GPUs")
         if gpu.requests is None:
             return gpu
         if gpu.limits is not None and quantity_value(gpu.limits) != quantity_value(gpu.requests):
@@ -197,20 +225,28 @@ SCRATCH_MOUNT, SPEC_MOUNT = "/tmp", "/etc/fn-wrapper"
 _BUILT_IN_VOLUMES = {"scratch": SCRATCH_MOUNT, "spec": SPEC_MOUNT}
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _VOLUME_OPTIONS = {
-    "persistent_volume_claim": ("claim_name",),
-    "empty_dir": ("medium", "sizeLimit"),
+    "persistent_volume_claim": ("claim_name", "size"),
+    "empty_dir": ("size_limit", "sizeLimit", "medium"),
+    "ephemeral": ("size",),
+    "shared_volume": ("claim_name", "claimName", "size"),
     "config_map": ("name",),
     "secret": ("secret_name",),
 }
+"""Each volume type's `spec` options: DigitalHub 0.15's (`size`, `size_limit`, `medium`), the
+camelCase ones its core reads (kept under the SDK's spelling), and ours (the names)."""
+_SPELLINGS = {"sizeLimit": "size_limit", "claimName": "claim_name"}
+_SIZES = ("size", "size_limit")
 
 
 class Volume(Strict):
     """A volume mounted in the task's container; `spec` holds its type's options."""
 
-    volume_type: Literal["persistent_volume_claim", "empty_dir", "config_map", "secret"]
+    volume_type: Literal[
+        "persistent_volume_claim", "empty_dir", "ephemeral", "shared_volume", "config_map", "secret"
+    ]
     name: str
     mount_path: str
-    spec: dict[str, Any] = Field(default_factory=dict)
+    spec: dict[str, Any] = Field(default_factory=dict, validate_default=True)
 
     @field_validator("name")
     @classmethod
@@ -232,23 +268,44 @@ class Volume(Strict):
             raise ValueError(f"{path!r} is where every pod mounts a volume of its own")
         return path
 
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _no_spec(cls, spec: Any) -> Any:
+        return {} if spec is None else spec  # DigitalHub's spec may be null
+
     @field_validator("spec")
     @classmethod
     def _options(cls, spec: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        allowed = _VOLUME_OPTIONS.get(info.data.get("volume_type", ""), ())
+        kind = info.data.get("volume_type")
+        if kind is None:  # the volume type is reported alone
+            return spec
+        allowed = _VOLUME_OPTIONS[kind]
+        options: dict[str, Any] = {}
         for key, value in spec.items():
             if key not in allowed:
                 raise ValueError(
-                    f"{key!r} is not an option of a {info.data.get('volume_type')} volume"
-                    f" (allowed: {', '.join(allowed)})"
+                    f"{key!r} is not an option of {kind} volumes (allowed: {', '.join(allowed)})"
                 )
-            if key == "sizeLimit":
-                spec[key] = _quantity(value)
-            elif key == "medium" and value not in ("", "Memory"):
+            option = _SPELLINGS.get(key, key)
+            if value is None:  # DigitalHub's options may be null: unset
+                continue
+            if option in _SIZES:
+                value = _size(value)
+            elif option == "medium" and value not in ("", "Memory"):
                 raise ValueError(f"medium {value!r} is not one of '', Memory")
-            elif not isinstance(value, str) or not value:
+            elif option != "medium" and (not isinstance(value, str) or not value):
                 raise ValueError(f"{key}: expected a name, got {value!r}")
-        return spec
+            if options.get(option, value) != value:
+                other = next(k for k in spec if k != key and _SPELLINGS.get(k, k) == option)
+                raise ValueError(f"{other} and {key} differ: give one")
+            options[option] = value
+        if kind == "ephemeral" and "size" not in options:
+            raise ValueError("an ephemeral volume needs a size (e.g. size: 1Gi)")
+        if kind == "persistent_volume_claim" and {"claim_name", "size"} <= options.keys():
+            raise ValueError(
+                "give claim_name (an existing claim) or size (a new one for the run), not both"
+            )
+        return options
 
 
 class Affinity(Strict):
