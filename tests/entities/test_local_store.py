@@ -282,7 +282,7 @@ def test_a_root_that_cannot_be_a_folder_is_a_store_error(tmp_path: Path) -> None
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreError) as caught:
         LocalStore(tmp_path / "file" / "store")
-    assert caught.value.message.startswith(f"store {(tmp_path / 'file' / 'store').as_uri()}: ")
+    assert caught.value.message.startswith(f"--store {(tmp_path / 'file' / 'store').as_uri()}: ")
     assert f"cannot create {tmp_path / 'file/store/content'}: Not a directory" in str(caught.value)
 
     (tmp_path / "bad" / "index.sqlite3").mkdir(parents=True)
@@ -321,6 +321,35 @@ def test_run_documents_are_written_whole_and_replaced(store: LocalStore) -> None
     )
     with pytest.raises(StoreError, match="a run document's project None is not a name"):
         store.put_run({"id": "r3"})
+
+
+def test_remove_run_deletes_its_document_only(store: LocalStore) -> None:
+    record = store.put(dataitem(run="r1"), io.BytesIO(b"x"), "d.csv")
+    store.put_run({"id": "r1", "project": "demo", "produced": [str(record.key)]})
+    store.put_run({"id": "r2", "project": "demo"})
+    store.remove_run("demo", "r1")
+    assert [document["id"] for document in store.runs("demo")] == ["r2"]
+    assert [p.name for p in (store.root / "runs" / "demo").iterdir()] == ["r2.json"]
+    assert store.versions() and store.versions()[0].id == record.id  # what it made stays
+    with pytest.raises(EntityNotFound) as caught:
+        store.remove_run("demo", "r1")
+    assert caught.value.message == f"no run 'r1' in project 'demo' (store {store.uri})"
+    with pytest.raises(EntityNotFound, match=r"no run '\.\./r2' in project 'demo'"):
+        store.remove_run("demo", "../r2")
+    with pytest.raises(EntityNotFound, match=r"no run 'r2' in project 'other'"):
+        store.remove_run("other", "r2")
+    assert store.get_run("demo", "r2") == {"id": "r2", "project": "demo"}
+
+
+def test_remove_run_refuses_a_runs_folder_that_is_a_symlink(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "r1.json").write_text('{"id": "r1", "project": "demo"}')
+    (store.root / "runs" / "demo").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(StoreError, match="refusing the symbolic link"):
+        store.remove_run("demo", "r1")
+    assert (tmp_path / "elsewhere" / "r1.json").exists()
 
 
 BIG_RUN_DOCUMENT = """

@@ -352,6 +352,27 @@ def test_run_documents_round_trip_and_missing(bucket: Bucket) -> None:
         store.put_run({"id": "../x", "project": "demo"})
 
 
+def test_remove_run_deletes_its_document_only(bucket: Bucket) -> None:
+    store = bucket.store()
+    record = store.put(dataitem(run="r1"), io.BytesIO(b"x"), "d.csv")
+    store.put_run({"id": "r1", "project": "demo", "produced": [str(record.key)]})
+    store.put_run({"id": "r2", "project": "demo"})
+    store.remove_run("demo", "r1")
+    assert [document["id"] for document in store.runs("demo")] == ["r2"]
+    assert [key for key in bucket.object_keys() if "/runs/" in f"/{key}"] == [
+        "team/store/runs/demo/r2.json"
+    ]
+    assert [found.id for found in store.versions()] == [record.id]  # what it made stays
+    with pytest.raises(EntityNotFound) as caught:
+        store.remove_run("demo", "r1")
+    assert caught.value.message == f"no run 'r1' in project 'demo' (store {store.uri})"
+    with pytest.raises(EntityNotFound, match=re.escape("no run '../r2' in project 'demo'")):
+        store.remove_run("demo", "../r2")
+    with pytest.raises(EntityNotFound, match="no run 'r2' in project 'other'"):
+        store.remove_run("other", "r2")
+    assert store.get_run("demo", "r2") == {"id": "r2", "project": "demo"}
+
+
 def test_runs_newest_first_by_project_skipping_what_is_no_run(bucket: Bucket) -> None:
     store = bucket.store()
     for run_id, project, started in [

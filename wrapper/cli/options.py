@@ -1,4 +1,5 @@
-"""Command-line options, each with an environment twin `FN_WRAPPER_<FLAG>` (flags win)."""
+"""Command-line options: a setting has an environment twin `FN_WRAPPER_<FLAG>` (flags win); an
+operand (what one command acts on, e.g. `store`'s `--name`) has none (DESIGN §10)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def seconds(text: str) -> float:
     return value
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """A span of time in seconds, given with its unit: `90s`, `30m`, `12h`, `7d`, `1.5h`."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([smhd])\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: a number and s, m, h or d (e.g. 12h, 7d)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
 def count(text: str) -> int:
     """A whole number, 0 or more."""
     if not text.strip().isdigit():
@@ -72,7 +84,9 @@ def boolean(text: str) -> bool:
 
 class Option:
     """One flag and its environment twin. A `positional` one is given as a bare word, in
-    order (`fn-wrapper store put FILE`); its name still makes the twin."""
+    order (`fn-wrapper store put FILE`); its name still makes the twin. An operand
+    (`twin=False`) has no twin: it names what one command acts on, so a variable set for
+    another command (FN_WRAPPER_NAME, a function's name) never reaches it."""
 
     __slots__ = (
         "choices",
@@ -84,6 +98,7 @@ class Option:
         "positional",
         "repeat",
         "switch",
+        "twin",
     )
 
     def __init__(
@@ -97,10 +112,11 @@ class Option:
         choices: Optional[Sequence[str]] = None,
         metavar: Optional[str] = None,
         positional: bool = False,
+        twin: bool = True,
     ) -> None:
         self.flag, self.help, self.parse, self.default = flag, help, parse, default
         self.repeat, self.switch, self.choices, self.metavar = repeat, switch, choices, metavar
-        self.positional = positional
+        self.positional, self.twin = positional, twin
 
     def __repr__(self) -> str:
         return f"Option({self.flag!r})"
@@ -117,7 +133,8 @@ class Option:
         """Register the flag; its default stays None so a given flag can be told apart."""
         import argparse
 
-        twin = f"env {self.env}" + (" (a JSON array)" if self.repeat else "")
+        array = " (a JSON array)" if self.repeat else ""
+        twin = f"env {self.env}{array}" if self.twin else "no env twin"
         shown = f"; default: {self.default}" if self.default not in (None, False) else ""
         text = f"{self.help} [{twin}{shown}]".replace("%", "%%")
         if self.switch:
@@ -230,14 +247,15 @@ def resolve(
 ) -> Settings:
     """Each option's value by precedence: flag, then environment twin, then default.
 
-    An empty twin counts as unset. A JSON-object option merges its flag over its twin.
+    An empty twin counts as unset, and an operand has none. A JSON-object option merges its
+    flag over its twin.
     """
     values: dict[str, Any] = {}
     layers: dict[str, str] = {}
     for option in options:
         given = args.get(option.dest)
         merges = option.parse is json_object
-        wanted = environ.get(option.env) and (given is None or merges)
+        wanted = option.twin and environ.get(option.env) and (given is None or merges)
         twin = option.from_env(environ[option.env]) if wanted else None
         if given is not None and twin is not None:
             given = {**twin, **given}

@@ -16,6 +16,7 @@ OPTIONS = (
         "kubernetes (Deployment + Service, or a Job) or nuclio (a function.yaml, serve only)",
         choices=("kubernetes", "nuclio"),
         default="kubernetes",
+        twin=False,
     ),
     Option("--workers", "nuclio: the HTTP trigger's workers (numWorkers)", count, default=1),
     Option(
@@ -35,11 +36,18 @@ OPTIONS = (
         "the image the manifests run (default: the spec's function.image, else the runtime's"
         " fn-wrapper base image)",
     ),
-    Option("--action", "serve or job (default: the spec's task.action)", choices=("serve", "job")),
+    Option(
+        "--action",
+        "serve or job (default: the spec's task.action)",
+        choices=("serve", "job"),
+        twin=False,
+    ),
     Option(
         "--inputs", "the run's inputs, merged over the spec's", parse=json_object, metavar="JSON"
     ),
-    Option("--output", "write one file per manifest into this folder (default: stdout)"),
+    Option(
+        "--output", "write one file per manifest into this folder (default: stdout)", twin=False
+    ),
 )
 
 

@@ -25,7 +25,6 @@ from wrapper.entities.keys import ENTITY_TYPES, is_name, name_fault
 from wrapper.entities.record import EntityRecord
 from wrapper.entities.store import (
     CHUNK,
-    EntityNotFound,
     Store,
     StoreError,
     content_filename,
@@ -65,7 +64,7 @@ class LocalStore(Store):
             self._real_root = self.root.resolve()
         except OSError as exc:
             raise StoreError(
-                f"store {self.uri}: cannot create {exc.filename}: {exc.strerror}"
+                f"--store {self.uri}: cannot create {exc.filename}: {exc.strerror}"
             ) from None
         self._tmp = self._confined("tmp")
         self._remove_stale_temps()
@@ -168,7 +167,7 @@ class LocalStore(Store):
         self._replace_atomically(path, self._tmp, lambda out: out.write(text))
 
     def get_run(self, project: str, run_id: str) -> dict[str, Any]:
-        missing = EntityNotFound(f"no run {run_id!r} in project {project!r} (store {self.uri})")
+        missing = self._no_run(project, run_id)
         if name_fault(project=project, id=run_id):
             raise missing  # no run has such a name
         path = self._confined("runs", project, f"{run_id}.json")
@@ -180,6 +179,17 @@ class LocalStore(Store):
         except (OSError, ValueError) as exc:
             raise StoreError(f"store {self.uri}: cannot read {path}: {exc}") from None
         return found
+
+    def remove_run(self, project: str, run_id: str) -> None:
+        if name_fault(project=project, id=run_id):
+            raise self._no_run(project, run_id)  # no run has such a name
+        path = self._confined("runs", project, f"{run_id}.json")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise self._no_run(project, run_id) from None
+        except OSError as exc:
+            raise StoreError(f"store {self.uri}: cannot remove {path}: {exc.strerror}") from None
 
     def runs(self, project: Optional[str] = None) -> list[dict[str, Any]]:
         if project is not None and not is_name(project):

@@ -25,7 +25,6 @@ from wrapper.entities.keys import EntityKey, is_name
 from wrapper.entities.record import EntityRecord
 from wrapper.entities.store import (
     CHUNK,
-    EntityNotFound,
     Store,
     StoreError,
     content_filename,
@@ -151,13 +150,28 @@ class S3Store(Store):
         self._put_json(f"{self._root}runs/{project}/{run_id}.json", document)
 
     def get_run(self, project: str, run_id: str) -> dict[str, Any]:
-        missing = EntityNotFound(f"no run {run_id!r} in project {project!r} (store {self.uri})")
+        missing = self._no_run(project, run_id)
         if not (is_name(project) and is_name(run_id)):
             raise missing
         try:
             return self._get_json(f"{self._root}runs/{project}/{run_id}.json")
         except FileNotFoundError:
             raise missing from None
+
+    def remove_run(self, project: str, run_id: str) -> None:
+        if not (is_name(project) and is_name(run_id)):
+            raise self._no_run(project, run_id)
+        key = f"{self._root}runs/{project}/{run_id}.json"
+        from botocore.exceptions import ClientError
+
+        with self._errors("delete", key):
+            try:
+                self._client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if s3_error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                    raise self._no_run(project, run_id) from None
+                raise
+            self._client.delete_object(Bucket=self.bucket, Key=key)
 
     def runs(self, project: Optional[str] = None) -> list[dict[str, Any]]:
         if project is not None and not is_name(project):

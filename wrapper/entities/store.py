@@ -9,11 +9,12 @@ only then).
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, Optional, Union
+from typing import Any, BinaryIO, Callable, Optional, Union
 
 from wrapper.entities.keys import EntityKey, is_key
 from wrapper.entities.record import EntityRecord
@@ -99,9 +100,18 @@ class Store(abc.ABC):
         """A run's status document; EntityNotFound when there is none."""
 
     @abc.abstractmethod
+    def remove_run(self, project: str, run_id: str) -> None:
+        """Delete a run's status document (the versions it made stay); EntityNotFound when
+        there is none."""
+
+    @abc.abstractmethod
     def runs(self, project: Optional[str] = None) -> list[dict[str, Any]]:
         """The run documents of `project` (of every project when None), newest first (see
         newest_runs); a document that is not a JSON object is skipped."""
+
+    def _no_run(self, project: str, run_id: str) -> EntityNotFound:
+        """The error for a missing run, worded alike by every store and operation."""
+        return EntityNotFound(f"no run {run_id!r} in project {project!r} (store {self.uri})")
 
     def _no_version(self, project: str, entity_type: str, name: str, id: str) -> EntityNotFound:
         """The error for a missing version, worded alike by every store and operation."""
@@ -182,11 +192,15 @@ def default_store_uri() -> str:
 
 def open_store(uri: Optional[str] = None) -> Store:
     """The store a `--store` value names (default: the embedded local store)."""
+    return store_opener(uri)()
+
+
+def store_opener(uri: Optional[str] = None) -> Callable[[], Store]:
+    """What opens the store a `--store` value names: the value is checked now (a StoreError
+    naming `--store`), the store made (folders, connections) only when it is called."""
     uri = uri or default_store_uri()
     if uri.startswith("s3://"):
-        from wrapper.entities.s3store import S3Store
-
-        return S3Store(uri)
+        return functools.partial(_s3_store, uri)
     if uri.startswith("file://"):
         from urllib.parse import unquote, urlsplit
 
@@ -198,6 +212,16 @@ def open_store(uri: Optional[str] = None) -> Store:
         raise StoreError(f"--store {uri!r}: expected file:///path, a path, or s3://bucket/prefix")
     else:
         path = Path(uri)
+    return functools.partial(_local_store, path.expanduser().absolute())
+
+
+def _s3_store(uri: str) -> Store:
+    from wrapper.entities.s3store import S3Store
+
+    return S3Store(uri)
+
+
+def _local_store(path: Path) -> Store:
     from wrapper.entities.local import LocalStore
 
-    return LocalStore(path.expanduser().absolute())
+    return LocalStore(path)
