@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 import nuclio_sdk
@@ -20,6 +21,27 @@ class UserLogger(nuclio_sdk.Logger):  # type: ignore[misc]
         self._logger.exception(message, *args, extra={"with": dict(self._bound_variables)})
 
 
+class Context(nuclio_sdk.Context):  # type: ignore[misc]
+    """nuclio-sdk's Context, plus DigitalHub's `context.project` and `context.run` (DESIGN §5):
+    the door's reserved values, which it makes on first use."""
+
+    reserved: Mapping[str, Any] = {}
+
+    @property
+    def project(self) -> Any:
+        return self._reserved("project")
+
+    @property
+    def run(self) -> Any:
+        return self._reserved("run")
+
+    def _reserved(self, name: str) -> Any:
+        try:
+            return self.reserved[name]
+        except KeyError:
+            raise AttributeError(f"context.{name}: this context has no store") from None
+
+
 def make_context(
     *,
     worker_id: str = "0",
@@ -28,14 +50,19 @@ def make_context(
     platform_kind: str = "local",
     namespace: str = "default",
     on_control: Optional[Callable[[dict[str, Any]], Any]] = None,
-) -> Any:
+    reserved: Optional[Mapping[str, Any]] = None,
+) -> Context:
     """A Context whose logger writes through the runtime's log configuration.
 
-    `on_control` (async) carries the platform's control messages, e.g. explicit stream acks.
+    `on_control` (async) carries the platform's control messages, e.g. explicit stream acks;
+    `reserved` holds the `project` and `run` the door gives its function.
     """
     logger = UserLogger(logging.NOTSET, name=USER_LOGGER)
     platform = nuclio_sdk.Platform(
         platform_kind, namespace=namespace, on_control_callback=on_control
     )
     trigger = nuclio_sdk.TriggerInfo(trigger_kind, trigger_name)
-    return nuclio_sdk.Context(logger, platform, worker_id, trigger)
+    context = Context(logger, platform, worker_id, trigger)
+    if reserved is not None:
+        context.reserved = reserved
+    return context

@@ -59,9 +59,8 @@ class Function:
         self.context = context
         self.debug = debug
         self.handler = code.handler
-        available = {"context": context, **(reserved or {})}
         self._call = plan_call(
-            code.handler, available, parameters or {}, inputs or {}, event_parameters
+            code.handler, context, reserved or {}, parameters or {}, inputs or {}, event_parameters
         )
         self.is_async = is_coroutine_function(code.handler)
         self.needs_loop = (
@@ -203,14 +202,16 @@ def _init_failed(exc: BaseException) -> InitError:
 
 def plan_call(
     handler: Callable[..., Any],
-    available: Mapping[str, Any],
+    context: Any,
+    reserved: Mapping[str, Any],
     run_parameters: Mapping[str, Any],
     inputs: Mapping[str, Any],
     event_parameters: bool = False,
 ) -> Callable[[Any], Any]:
     """Build `call(event)` filling the handler's arguments by name, decided once, here.
 
-    `available` holds the runtime's reserved values (context, project, run). With
+    `reserved` holds the runtime's values besides the context (project, run), each read only
+    when the handler names it (a door makes them on first use). With
     `event_parameters` (the job door: the run's parameters are also the event's body), a
     handler that takes only runtime-filled arguments (`handler(context, event)`, Nuclio's
     `handler(ctx, evt)`) is not given them as arguments. `event` is the only value that
@@ -230,8 +231,10 @@ def plan_call(
             continue
         elif param.name == "event":
             fills.append((index, param, _EVENT))
-        elif param.name in available:
-            fills.append((index, param, available[param.name]))
+        elif param.name == "context":
+            fills.append((index, param, context))
+        elif param.name in reserved:
+            fills.append((index, param, reserved[param.name]))
         elif param.name in RESERVED:
             raise SignatureMismatch(
                 f"handler argument {param.name!r} is not available here: it needs a store "
@@ -244,7 +247,7 @@ def plan_call(
     named = {p.name for _, p, _ in fills}
     first_is_context = not named or (named == {"context"} and params[0].name == "context")
     if missing and first_is_context and not values and _nuclio_shaped(handler):
-        return functools.partial(handler, available["context"])  # (ctx, evt), (context, events)
+        return functools.partial(handler, context)  # (ctx, evt), (context, events)
     if missing:
         raise SignatureMismatch(
             f"handler argument(s) {', '.join(map(repr, missing))} get no value: not one of "

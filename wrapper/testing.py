@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from wrapper.cli.options import SOURCE_OPTIONS, resolve
+from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, resolve
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,11 @@ class Response:
 class FunctionClient:
     """Loads a function as a serve worker does (init runs once) and answers requests in-process.
 
-    Keyword arguments are the source flags of `fn-wrapper serve` (`spec`, `code`, `base64`,
-    `code_src`, `handler`, `init_function`, `init_parameters`, `parameters`, ...); environment
-    twins are ignored so tests stay hermetic.
+    Keyword arguments are the source and store flags of `fn-wrapper serve` (`spec`, `code`,
+    `base64`, `code_src`, `handler`, `init_function`, `init_parameters`, `parameters`, ...,
+    `store`, `project`); environment twins are ignored so tests stay hermetic. The function
+    gets `project` and `run` (also `context.project` / `context.run`) on that store, the
+    default one without `store`, opened on first use.
     """
 
     def __init__(
@@ -54,21 +56,31 @@ class FunctionClient:
         debug: bool = False,
         **source: Any,
     ) -> None:
+        from wrapper.cli.job import door_entities
         from wrapper.config import build_document, source_settings
+        from wrapper.context import make_context
         from wrapper.plan import FunctionPlan
         from wrapper.prepare import prepare_function
         from wrapper.serve.app import ServeApp, ServeOptions
 
-        known = {option.dest for option in SOURCE_OPTIONS}
-        unknown = sorted(set(source) - known)
+        flags = (*SOURCE_OPTIONS, *STORE_OPTIONS)
+        unknown = sorted(set(source) - {option.dest for option in flags})
         if unknown:
             raise TypeError(f"unknown FunctionClient arguments: {', '.join(unknown)}")
-        settings = resolve(source, SOURCE_OPTIONS, {})
+        settings = resolve(source, flags, {})
         plan = FunctionPlan.from_dump(build_document(settings).model_dump(mode="json"))
         fetch = source_settings(settings, {})
+        self.entities = door_entities(settings, plan.name, "serve", plan.project)
 
         def load() -> Any:
-            return prepare_function(plan, trigger_kind="http", source_settings=fetch, debug=debug)
+            return prepare_function(
+                plan,
+                trigger_kind="http",
+                source_settings=fetch,
+                reserved=self.entities,
+                context=make_context(trigger_kind="http", reserved=self.entities),
+                debug=debug,
+            )
 
         options = ServeOptions(timeout, max_body_bytes, concurrency, recycle=_keep_going)
         self.app = ServeApp(load, options)
@@ -117,6 +129,7 @@ class FunctionClient:
 
     def close(self) -> None:
         self._loop.close()
+        self.entities.close()
 
     def __enter__(self) -> FunctionClient:
         return self

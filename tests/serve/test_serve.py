@@ -328,7 +328,32 @@ def test_with_a_store_handlers_get_and_log_entities(start_server, tmp_path: Path
     assert served.request("GET", "/missing")[0] == 500  # EntityNotFound: the handler failed
 
 
-def test_without_a_store_the_project_argument_is_refused(start_server) -> None:
-    served = start_server(STORE_FUNCTION, ready=False)
-    assert served.process.wait(60) == 2
-    assert "handler argument 'project' is not available here" in served.stderr()
+def test_without_a_store_flag_the_default_store_is_opened_on_first_use(
+    start_server, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    served = start_server(STORE_FUNCTION, "--workers", "1", env={"XDG_DATA_HOME": str(data)})
+    assert not data.exists()  # loaded, init done: no store yet
+    status, _, key = served.request("POST", "/notes", body=b"kept")
+    assert status == 200 and key.startswith(b"store://default/artifact/artifact/notes:")
+    assert served.request("GET", "/notes")[2] == b"kept"
+    assert (data / "fn-wrapper" / "store").is_dir()
+
+
+def test_a_function_that_never_touches_entities_creates_no_store(
+    start_server, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    served = start_server(FUNCTION, "--workers", "1", env={"XDG_DATA_HOME": str(data)})
+    assert served.get("/pid")[0] == 200
+    assert not data.exists()
+
+
+def test_a_store_that_cannot_be_opened_is_named(start_server, tmp_path: Path) -> None:
+    refused = start_server(STORE_FUNCTION, "--store", "ftp://host/x", ready=False)
+    assert refused.process.wait(60) == 2
+    assert "--store 'ftp://host/x': expected file:///path" in refused.stderr()
+    (tmp_path / "file").write_text("not a folder")
+    served = start_server(STORE_FUNCTION, "--workers", "1", "--store", str(tmp_path / "file"))
+    assert served.request("POST", "/notes", body=b"x")[0] == 500
+    assert "--store" in served.stderr() and "AttributeError" not in served.stderr()

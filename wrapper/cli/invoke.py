@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings
+from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings
 from wrapper.errors import ExitCode, SpecError
 
 OPTIONS = (
     *SOURCE_OPTIONS,
+    *STORE_OPTIONS,
     Option("--body", "request body; @FILE reads a file, @- standard input", metavar="DATA"),
     Option("--method", "HTTP method (default: POST with a body, else GET)"),
     Option("--header", "request header 'Name: value' (repeat the flag for more)", repeat=True),
@@ -26,29 +27,27 @@ def run(settings: Settings) -> int:
     from wrapper.spec.background import validate
 
     pending = validate(settings)  # overlaps the imports below (start-up time)
-    from wrapper.events import make_event
+    from wrapper.cli.job import door_entities
+    from wrapper.context import make_context
     from wrapper.prepare import prepare_function
 
     try:
-        plan = pending.event_plan()
+        plan = pending.event_plan("invoke")
     finally:
         pending.close()
-    function = prepare_function(
-        plan,
-        trigger_kind="http",
-        source_settings=source_settings(settings, os.environ),
-        debug=bool(settings.debug),
-    )
-    body = _body(settings.body)
-    path, _, query = settings.path.partition("?")
-    event = make_event(
-        body,
-        method=(settings.method or ("POST" if body else "GET")).upper(),
-        path=path or "/",
-        headers=[_header(h) for h in settings.header or []],
-        query=query,
-    )
-    reply = _respond(function, event)
+    entities = door_entities(settings, plan.name, "serve", plan.project)
+    try:
+        function = prepare_function(
+            plan,
+            trigger_kind="http",
+            source_settings=source_settings(settings, os.environ),
+            reserved=entities,
+            context=make_context(trigger_kind="http", reserved=entities),
+            debug=bool(settings.debug),
+        )
+        reply = _respond(function, _event(settings))
+    finally:
+        entities.close()
     if settings.verbose:
         print(f"< {reply.status}", file=sys.stderr)
         if reply.content_type:
@@ -61,6 +60,21 @@ def run(settings: Settings) -> int:
         out.write(b"\n")
     out.flush()
     return int(ExitCode.COMPLETED if reply.status < 500 else ExitCode.HANDLER_FAILED)
+
+
+def _event(settings: Settings) -> Any:
+    """The one event the flags describe."""
+    from wrapper.events import make_event
+
+    body = _body(settings.body)
+    path, _, query = settings.path.partition("?")
+    return make_event(
+        body,
+        method=(settings.method or ("POST" if body else "GET")).upper(),
+        path=path or "/",
+        headers=[_header(h) for h in settings.header or []],
+        query=query,
+    )
 
 
 def _respond(function: Any, event: Any) -> Any:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings, json_object
+
+if TYPE_CHECKING:
+    from wrapper.entities.reserved import DoorEntities
 
 OPTIONS = (
     *SOURCE_OPTIONS,
@@ -30,12 +33,12 @@ def run(settings: Settings) -> int:
     from wrapper.spec.background import validate
 
     pending = validate(settings)
-    try:  # while the validator works: the job's own imports, and the store opened
+    try:  # while the validator works: the job's own imports, and the store setting checked
         import wrapper.prepare  # noqa: F401
-        from wrapper.entities.store import open_store
+        from wrapper.entities.reserved import LazyStore
         from wrapper.job.runner import run_job
 
-        store = open_store(settings.store)
+        store = LazyStore(settings.store)  # made once the spec is valid (the RUNNING status)
         plan = pending.plan()
     finally:
         pending.close()
@@ -54,6 +57,17 @@ def run(settings: Settings) -> int:
     summary = {k: document[k] for k in ("id", "state", "results", "outputs", "message")}
     print(json.dumps(summary, sort_keys=True, default=str), flush=True)
     return code
+
+
+def door_entities(
+    settings: Settings, function: str, action: str, from_spec: Optional[str] = None
+) -> DoorEntities:
+    """The reserved `project` and `run` of a door answering events, on the `--store` store
+    (opened on first use); the run's id is `$RUN_ID` when the platform sets it."""
+    from wrapper.entities.reserved import DoorEntities
+
+    project = project_of(settings, from_spec)
+    return DoorEntities(settings.store, project, function, action, os.environ.get("RUN_ID"))
 
 
 def project_of(settings: Settings, from_spec: Optional[str]) -> str:

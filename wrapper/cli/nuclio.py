@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, count
+from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings, count
 from wrapper.errors import SpecError
 
 OPTIONS = (
     *SOURCE_OPTIONS,
+    *STORE_OPTIONS,
     Option("--event-socket-path", "the processor's event socket (a Unix socket path)"),
     Option("--socket-path", "same as --event-socket-path"),
     Option("--control-socket-path", "the processor's control socket (a Unix socket path)"),
@@ -42,7 +43,6 @@ SOURCES = ("spec", "code", "base64", "code_src")
 
 def run(settings: Settings) -> int:
     """Load the function, connect, init, announce readiness, then answer events."""
-    from wrapper.context import make_context
     from wrapper.nuclio.session import Session, SessionSettings
 
     socket_path = settings.event_socket_path or settings.socket_path
@@ -56,24 +56,32 @@ def run(settings: Settings) -> int:
             connect_attempts=max(1, settings.connect_attempts),
         )
     )
-    context = make_context(
+    if any(getattr(settings, name) for name in SOURCES):
+        function = _from_source(settings, session)
+    else:
+        function = _drop_in(settings, session)
+    session.connect()
+    return session.run(function)
+
+
+def _context(settings: Settings, session: Any, entities: Any) -> Any:
+    """The context the processor's flags describe, with the door's `project` and `run`."""
+    from wrapper.context import make_context
+
+    return make_context(
         worker_id=str(settings.worker_id),
         trigger_kind=settings.trigger_kind,
         trigger_name=settings.trigger_name,
         platform_kind=settings.platform_kind,
         namespace=settings.namespace,
         on_control=session.on_control,
+        reserved=entities,
     )
-    if any(getattr(settings, name) for name in SOURCES):
-        function = _from_source(settings, context)
-    else:
-        function = _drop_in(settings, context)
-    session.connect()
-    return session.run(function)
 
 
-def _drop_in(settings: Settings, context: Any) -> Any:
+def _drop_in(settings: Settings, session: Any) -> Any:
     """Nuclio's way: `--handler module:func` from PYTHONPATH, its `init_context` if any."""
+    from wrapper.cli.job import door_entities
     from wrapper.invocation import Function
     from wrapper.loader import load_module_handler
 
@@ -84,30 +92,36 @@ def _drop_in(settings: Settings, context: Any) -> Any:
             "--init-function: needs a source (--code-src, --code, --base64 or --spec); "
             "without one, the handler module's init_context is used, as Nuclio does"
         )
+    name = os.environ.get("NUCLIO_FUNCTION_NAME") or settings.handler.partition(":")[0]
+    entities = door_entities(settings, name, "serve")
     return Function(
         load_module_handler(settings.handler),
-        context,
+        _context(settings, session, entities),
         parameters=settings.parameters,
         init_parameters=settings.init_parameters,
+        reserved=entities,
         debug=bool(settings.debug),
     )
 
 
-def _from_source(settings: Settings, context: Any) -> Any:
+def _from_source(settings: Settings, session: Any) -> Any:
     """Validate the spec, materialise the code, and load it as every door does."""
+    from wrapper.cli.job import door_entities
     from wrapper.config import source_settings
     from wrapper.prepare import prepare_function
     from wrapper.spec.background import validate
 
     pending = validate(settings)
     try:
-        plan = pending.event_plan()
+        plan = pending.event_plan("nuclio")
     finally:
         pending.close()
+    entities = door_entities(settings, plan.name, "serve", plan.project)
     return prepare_function(
         plan,
         trigger_kind=settings.trigger_kind,
         source_settings=source_settings(settings, os.environ),
-        context=context,
+        reserved=entities,
+        context=_context(settings, session, entities),
         debug=bool(settings.debug),
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from wrapper.cli.options import (
     SOURCE_OPTIONS,
+    STORE_OPTIONS,
     Option,
     Settings,
     byte_size,
@@ -61,13 +61,7 @@ OPTIONS = (
         "--preload", "load the function and run init once in the master, before fork", switch=True
     ),
     Option("--access-log", "log one line per request (costs ~30 us a request)", switch=True),
-    Option(
-        "--store",
-        "an entity store (file:///path, a path, s3://bucket/prefix): handlers then get the "
-        "reserved project and run arguments (context.project / context.run)",
-        metavar="URI",
-    ),
-    Option("--project", "the project of the entities handlers get and log", default="default"),
+    *STORE_OPTIONS,
 )
 
 
@@ -83,6 +77,7 @@ def run(settings: Settings) -> int:
     from wrapper.spec.background import validate
 
     validation = validate(settings)  # overlaps the imports below and the worker's boot
+    from wrapper.cli.job import door_entities
     from wrapper.context import make_context
     from wrapper.invocation import Function
     from wrapper.prepare import prepare_function
@@ -92,25 +87,15 @@ def run(settings: Settings) -> int:
     debug = bool(settings.debug)
 
     def load() -> Function:
-        plan = validation.event_plan()
-        context = make_context(trigger_kind="http")
-        reserved: dict[str, Any] = {}
-        if settings.store:  # each worker opens the store and has a serving run of its own
-            from wrapper.entities.project import Project
-            from wrapper.entities.run import Run
-            from wrapper.entities.store import open_store
-
-            store = open_store(settings.store)
-            run = Run(settings.project, function=plan.name, action="serve", store=store)
-            project = Project(settings.project, store, run)
-            reserved = {"project": project, "run": run}
-            context.project, context.run = project, run
+        plan = validation.event_plan("serve")
+        # each worker has a serving run of its own
+        entities = door_entities(settings, plan.name, "serve", plan.project)
         return prepare_function(
             plan,
             trigger_kind="http",
             source_settings=fetch,
-            reserved=reserved,
-            context=context,
+            reserved=entities,
+            context=make_context(trigger_kind="http", reserved=entities),
             debug=debug,
         )
 

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 _warm: Optional[_Validator] = None
 
+DOOR_ACTIONS = {"job": ("job",), "serve": ("serve",), "nuclio": ("serve",)}
+"""The `task.action` each door runs when a document names one (`invoke` runs any)."""
+
 
 def prewarm() -> None:
     """Fork the validator now, before arguments are parsed (a no-op without fork)."""
@@ -59,16 +62,25 @@ class PendingValidation:
             raise SpecError(answer["error"])
         raise WrapperError(f"internal error while validating the spec: {answer['internal']}")
 
-    def plan(self) -> FunctionPlan:
-        """The validated document's function plan; a bad document raises SpecError."""
+    def plan(self, door: str = "job") -> FunctionPlan:
+        """The validated document's function plan for `door` (the command running it); a bad
+        document, or one whose `task.action` is for another door, raises SpecError."""
         from wrapper.plan import FunctionPlan
 
-        return FunctionPlan.from_dump(self.document())
+        document = self.document()
+        action = self._answer.get("action") if self._answer else None
+        if action and door in DOOR_ACTIONS and action not in DOOR_ACTIONS[door]:
+            raise SpecError(
+                f"task.action: the document is for the {action!r} action, which fn-wrapper "
+                f"{door} does not run (it runs {' or '.join(map(repr, DOOR_ACTIONS[door]))}): "
+                f"use fn-wrapper {action}, or change task.action"
+            )
+        return FunctionPlan.from_dump(document)
 
-    def event_plan(self) -> FunctionPlan:
+    def event_plan(self, door: str) -> FunctionPlan:
         """The plan of a door that answers events (serve, invoke, nuclio): it refuses
         `run.inputs`, the entities only the job door resolves."""
-        plan = self.plan()
+        plan = self.plan(door)
         if plan.inputs:
             raise SpecError(
                 "run.inputs: entity inputs are resolved by the job door (fn-wrapper job)"
@@ -175,7 +187,10 @@ def _answer(settings: Any) -> dict[str, Any]:
     from wrapper.config import build_document
 
     try:
-        return {"document": build_document(settings).model_dump(mode="json")}
+        document = build_document(settings)
+        task = document.task
+        given = task.action if "action" in task.model_fields_set else None
+        return {"document": document.model_dump(mode="json"), "action": given}
     except SpecError as exc:
         return {"error": exc.message}
     except Exception:
