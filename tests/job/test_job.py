@@ -464,3 +464,91 @@ def test_a_second_signal_does_not_interrupt_the_first_ones_stop() -> None:
     assert first.value.code == 130 and first.value.name == "SIGINT"
     stop(signal.SIGTERM, None)  # ignored: the run is already stopping
     assert not stop.armed
+
+
+RETRIED = """
+from pathlib import Path
+from wrapper import handler
+
+@handler(outputs=["report"])
+def h(marker):
+    attempts = Path(marker)
+    attempts.write_text(attempts.read_text() + "x" if attempts.exists() else "x")
+    attempt = len(attempts.read_text())
+    if attempt == 1:
+        raise RuntimeError("the first attempt fails")
+    report = Path("report.txt")
+    report.write_text(f"attempt {attempt}")
+    return report
+"""
+
+
+def test_a_retried_run_id_counts_its_attempts_and_never_reruns_a_completed_run(
+    tmp_path: Path, store_uri: str
+) -> None:
+    (tmp_path / "r.py").write_text(RETRIED)
+    marker = tmp_path / "attempts"
+    args = (
+        "--code-src",
+        "r.py",
+        "--handler",
+        "r:h",
+        "--parameters",
+        json.dumps({"marker": str(marker)}),
+    )
+    store = open_store(store_uri)
+
+    def attempt(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            command(store_uri, *args), cwd=tmp_path, capture_output=True, timeout=60,
+            env={**os.environ, "RUN_ID": "retried", **env},
+        )  # fmt: skip
+
+    first = attempt()
+    assert first.returncode == ExitCode.HANDLER_FAILED
+    assert store.get_run("default", "retried")["attempts"] == 1
+    second = attempt()  # a Kubernetes Job's retry: the same RUN_ID
+    assert second.returncode == ExitCode.COMPLETED, second.stderr.decode()
+    status = store.get_run("default", "retried")
+    assert status["state"] == "COMPLETED" and status["attempts"] == 2
+    (earlier,) = status["earlier_attempts"]
+    assert earlier["attempt"] == 1 and earlier["state"] == "ERROR"
+    assert "the first attempt fails" in earlier["message"] and earlier["finished"]
+    (report,) = store.versions("default", "artifact", "report")  # the failed attempt made none
+    assert status["outputs"]["report"] == str(report.key)
+    third = attempt()
+    assert third.returncode == ExitCode.COMPLETED
+    assert "has completed already: it is not run again" in third.stderr.decode()
+    assert marker.read_text() == "xx" and store.get_run("default", "retried") == status
+
+
+def test_a_killed_attempt_is_recorded_when_the_run_is_retried(
+    tmp_path: Path, store_root: Path
+) -> None:
+    store = open_store(str(store_root))
+    store.put_run(
+        {"id": "killed", "project": "default", "state": "RUNNING", "started": "2026-12-01T00:00:00"}
+    )
+    (tmp_path / "f.py").write_text("def h():\n    return 7\n")
+    result = job(
+        "--code-src",
+        "f.py",
+        "--handler",
+        "f:h",
+        "--run-id",
+        "killed",
+        cwd=tmp_path,
+        store=store_root,
+    )
+    assert result.returncode == ExitCode.COMPLETED, result.stderr.decode()
+    status = store.get_run("default", "killed")
+    assert status["attempts"] == 2 and status["results"] == {"output_0": 7}
+    assert status["earlier_attempts"] == [
+        {
+            "attempt": 1,
+            "state": "RUNNING",
+            "started": "2026-12-01T00:00:00",
+            "finished": None,
+            "message": "ended without a final status: the process was killed",
+        }
+    ]

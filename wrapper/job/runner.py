@@ -68,6 +68,10 @@ def run_job(
     os.environ["RUN_ID"] = run.id
     project = Project(project_name, store, run)
     status = RunStatus(run, store, status_file)
+    if run_id is not None and status.resume(_earlier(store, project_name, run_id)):
+        log.warning("run %s has completed already: it is not run again", run_id)
+        status.write()  # the status file too, as the first attempt left it
+        return ExitCode.COMPLETED, status
     created: list[Entity] = []  # versions the return value made: removed unless COMPLETED
     stop = _Stop()
     previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
@@ -82,6 +86,16 @@ def run_job(
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _earlier(store: Store, project: str, run_id: str) -> Optional[dict[str, Any]]:
+    """The status document of an earlier attempt of this run, if there was one."""
+    from wrapper.entities.store import EntityNotFound
+
+    try:
+        return store.get_run(project, run_id)
+    except EntityNotFound:
+        return None
 
 
 class _Stop:
@@ -126,15 +140,14 @@ def _execute(plan: FunctionPlan, project: Project, settings: Any, created: list[
     try:
         check_argument_names(plan.parameters, plan.inputs)
         inputs = resolve_inputs(plan.inputs, project)
-        context = make_context(trigger_kind="job")
-        context.project, context.run = project, run
+        reserved = {"project": project, "run": run}
         function = prepare_function(
             plan,
             trigger_kind="job",
             source_settings=settings,
             inputs=inputs,
-            reserved={"project": project, "run": run},
-            context=context,
+            reserved=reserved,
+            context=make_context(trigger_kind="job", reserved=reserved),
         )
         declared = declared_outputs(function.handler)
         function.start()

@@ -40,10 +40,34 @@ class RunStatus:
             "metrics": {},
             "consumed": [],
             "produced": [],
+            "attempts": 1,
+            "earlier_attempts": [],
         }
         run.document = self.document
         if status_file is not None:  # a killed run's partial file: the file is this run's now
             remove_partials(status_file)
+
+    def resume(self, earlier: Optional[dict[str, Any]]) -> bool:
+        """Take the document of an earlier attempt of this run (a Job's or a pipeline's retry):
+        True when it completed (its document stays as it is and nothing runs again); else
+        this attempt counts on from it and keeps its end among the `earlier_attempts`."""
+        if earlier is None:
+            return False
+        if earlier.get("state") == "COMPLETED":
+            self.document = earlier
+            self.run.document = earlier
+            return True
+        attempts = earlier.get("attempts")
+        count = attempts if isinstance(attempts, int) and attempts > 0 else 1
+        ended = {key: earlier.get(key) for key in ("state", "started", "finished", "message")}
+        if ended["state"] == "RUNNING":
+            ended["message"] = "ended without a final status: the process was killed"
+        history = earlier.get("earlier_attempts")
+        history = history if isinstance(history, list) else []
+        self.document.update(
+            attempts=count + 1, earlier_attempts=[*history, {"attempt": count, **ended}]
+        )
+        return False
 
     @property
     def state(self) -> Optional[str]:
