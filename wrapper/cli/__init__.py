@@ -19,7 +19,7 @@ COMMANDS = {
     "invoke": "run one event through the function without a server and print the response",
     "nuclio": "answer a Nuclio processor's events on its sockets, in place of its Python wrapper",
     "job": "run the handler once with entity inputs; write its results, outputs and status",
-    "store": "put files into the entity store as entities, get them back, list them",
+    "store": "register, read, list, remove and prune entities and runs in the store",
     "build": "make a function's image: a build context, then buildah or docker",
     "render": "render deploy manifests (Kubernetes) from a run spec",
 }
@@ -29,8 +29,9 @@ PREWARMED = ("serve", "invoke", "job")
 """Commands whose spec validation starts in a child before their arguments are parsed."""
 
 EPILOG = """\
-Every flag has an environment twin FN_WRAPPER_<FLAG> (e.g. --code-src: FN_WRAPPER_CODE_SRC);
-flags win over the twins, the twins over the --spec document, the document over defaults.
+Every setting flag has an environment twin FN_WRAPPER_<FLAG> (e.g. --code-src:
+FN_WRAPPER_CODE_SRC); flags that only name a command's operand (marked [no env twin]) have
+none. Flags win over the twins, the twins over the --spec document, the document over defaults.
 Exit codes: 0 completed, 1 handler failed, 2 bad spec or argument, 3 source could not be
 materialised or imported, 4 init failed, 5 internal error (a bug: please report it).
 """
