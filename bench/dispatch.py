@@ -1,4 +1,4 @@
-"""Dispatch overhead: one call through a prepared Function vs calling the handler directly.
+"""Dispatch overhead: one call through a PreparedHandler vs calling the handler directly.
 
     python bench/dispatch.py [--calls 200000] [--rounds 7]
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wrapper.context import make_context
 from wrapper.events import make_event
-from wrapper.invocation import Function
+from wrapper.invocation import PreparedHandler
 from wrapper.loader import LoadedCode
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     options = parser.parse_args()
 
     context = make_context()
-    function = Function(LoadedCode(handler, "handler"), context)
+    function = PreparedHandler(LoadedCode(handler, "handler"), context)
     event = make_event(b"payload", method="POST", path="/")
     assert function.respond(event).body == b"ok"
 

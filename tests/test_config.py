@@ -12,7 +12,9 @@ from typing import Any, Optional
 import pytest
 
 from wrapper.cli import invoke
-from wrapper.cli.options import (
+from wrapper.config import build_document
+from wrapper.errors import ExitCode, SpecError
+from wrapper.settings import (
     COMMON_OPTIONS,
     SOURCE_OPTIONS,
     Option,
@@ -22,8 +24,6 @@ from wrapper.cli.options import (
     parse_plain,
     resolve,
 )
-from wrapper.config import build_document
-from wrapper.errors import ExitCode, SpecError
 from wrapper.spec.models import PythonVersion
 
 OPTIONS = (*SOURCE_OPTIONS, *COMMON_OPTIONS)

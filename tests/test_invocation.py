@@ -1,4 +1,4 @@
-"""The prepared Function: argument filling, init once, sync and async calls, errors."""
+"""The prepared PreparedHandler: argument filling, init once, sync and async calls, errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from wrapper.context import make_context
 from wrapper.errors import HTTPError, InitError, SignatureMismatch
 from wrapper.events import make_event
-from wrapper.invocation import Function, is_coroutine_function
+from wrapper.invocation import PreparedHandler, is_coroutine_function
 from wrapper.loader import LoadedCode
 from wrapper.logs import REQUEST_ID
 
@@ -22,9 +22,9 @@ def prepared(
     handler: Callable[..., Any],
     init: Optional[Callable[..., Any]] = None,
     **options: Any,
-) -> Function:
+) -> PreparedHandler:
     code = LoadedCode(handler=handler, handler_name="handler", init=init, init_name="init")
-    return Function(code, make_context(), **options)
+    return PreparedHandler(code, make_context(), **options)
 
 
 def event(body: bytes = b"hello", **headers: str) -> Any:

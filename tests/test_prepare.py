@@ -1,4 +1,4 @@
-"""prepare_function: the path from a validated document to a ready Function."""
+"""prepare_handler: the path from a validated document to a ready PreparedHandler."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from wrapper.events import make_event
 from wrapper.plan import FunctionPlan
-from wrapper.prepare import prepare_function
+from wrapper.prepare import prepare_handler
 from wrapper.sources.settings import SourceSettings
 from wrapper.spec.document import validate_document
 
@@ -36,7 +36,7 @@ def document(python_version: str, **run: object) -> FunctionPlan:
 def test_document_to_started_function(tmp_path) -> None:
     running = "PYTHON{}_{}".format(*sys.version_info[:2])
     spec = document(running, parameters={"punctuation": "!"}, init_parameters={"greeting": "hi"})
-    function = prepare_function(
+    function = prepare_handler(
         spec, trigger_kind="http", source_settings=SourceSettings(cache_dir=tmp_path)
     )
     function.start()
@@ -51,7 +51,7 @@ def test_a_different_python_version_is_a_warning_not_an_error(
     other = "PYTHON3_9" if sys.version_info[:2] != (3, 9) else "PYTHON3_13"
     spec = document(other, parameters={"punctuation": "."}, init_parameters={"greeting": "yo"})
     caplog.set_level(logging.WARNING, logger="wrapper.prepare")
-    prepare_function(spec, trigger_kind="http", source_settings=SourceSettings(cache_dir=tmp_path))
+    prepare_handler(spec, trigger_kind="http", source_settings=SourceSettings(cache_dir=tmp_path))
     running = "{}.{}".format(*sys.version_info[:2])
     wanted = other.removeprefix("PYTHON").replace("_", ".")
     assert [r.getMessage() for r in caplog.records] == [

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from wrapper.cli.options import Settings
 from wrapper.errors import SpecError
+from wrapper.settings import Settings
 from wrapper.sources.uri import uri_scheme
 
 CODE_FIELDS = ("code", "base64", "code_src")

@@ -1,4 +1,4 @@
-"""The prepared `Function`: signatures analysed once, so each call only fills a ready plan."""
+"""The `PreparedHandler`: signatures analysed once, so each call only fills a ready plan."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ RESERVED = ("context", "event", "project", "run")
 _EVENT = object()
 
 
-class Function:
+class PreparedHandler:
     """A loaded handler with its call path prepared once: `respond(event)` is all a door needs."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""From a function plan to a loaded, prepared `Function`: the path every door takes."""
+"""From a function plan to a loaded `PreparedHandler`: the path every door takes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 from wrapper.context import make_context
-from wrapper.invocation import Function
+from wrapper.invocation import PreparedHandler
 from wrapper.loader import load_code
 from wrapper.plan import FunctionPlan
 from wrapper.sources import SourceTree, materialise_source
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("wrapper.prepare")
 
 
-def prepare_function(
+def prepare_handler(
     plan: FunctionPlan,
     *,
     trigger_kind: str,
@@ -29,7 +29,7 @@ def prepare_function(
     reserved: Optional[Mapping[str, Any]] = None,
     context: Any = None,
     debug: bool = False,
-) -> Function:
+) -> PreparedHandler:
     """Materialise the source (unless `tree` is the materialised one), import the handler,
     and prepare its calls (init not yet run) with `context` (default: a new one)."""
     running = "{}.{}".format(*sys.version_info[:2])
@@ -39,7 +39,7 @@ def prepare_function(
         )
     tree = tree or materialise_source(plan, source_settings)
     code = load_code(tree, plan.handler, plan.init_function)
-    return Function(
+    return PreparedHandler(
         code,
         context or make_context(trigger_kind=trigger_kind),
         parameters=plan.parameters,

@@ -1,5 +1,5 @@
 """A client for your pytest: requests go through the serve door's real event path (the ASGI
-app every worker runs: event building, the prepared Function, result conversion, limits),
+app every worker runs: event building, the PreparedHandler, result conversion, limits),
 with no socket and no server process.
 
     from wrapper.testing import FunctionClient
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, resolve
+from wrapper.settings import SOURCE_OPTIONS, STORE_OPTIONS, resolve
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,11 @@ class FunctionClient:
         debug: bool = False,
         **source: Any,
     ) -> None:
-        from wrapper.cli.job import door_entities
         from wrapper.config import build_document, source_settings
         from wrapper.context import make_context
+        from wrapper.entities.reserved import door_entities
         from wrapper.plan import FunctionPlan
-        from wrapper.prepare import prepare_function
+        from wrapper.prepare import prepare_handler
         from wrapper.serve.app import ServeApp, ServeOptions
 
         flags = (*SOURCE_OPTIONS, *STORE_OPTIONS)
@@ -73,7 +73,7 @@ class FunctionClient:
         self.entities = door_entities(settings, plan.name, "serve", plan.project)
 
         def load() -> Any:
-            return prepare_function(
+            return prepare_handler(
                 plan,
                 trigger_kind="http",
                 source_settings=fetch,

@@ -13,8 +13,8 @@ import pytest
 
 from wrapper.cli import COMMANDS
 from wrapper.cli.invoke import OPTIONS
-from wrapper.cli.options import COMMON_OPTIONS
 from wrapper.errors import ExitCode
+from wrapper.settings import COMMON_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO_SPEC = ROOT / "examples" / "hello" / "function.yaml"

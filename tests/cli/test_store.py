@@ -17,10 +17,10 @@ import pytest
 
 from tests.conftest import RunCLI
 from wrapper.cli import render, store
-from wrapper.cli.options import resolve
 from wrapper.entities.record import EntityRecord
 from wrapper.entities.store import Store, open_store
 from wrapper.errors import ExitCode
+from wrapper.settings import resolve
 
 PYTHON_TRACEBACK = "Traceback (most recent call last)"
 DAY = 86400 * 10**9

@@ -8,8 +8,8 @@ from typing import Optional
 
 import pytest
 
-from wrapper.cli.options import SOURCE_OPTIONS, byte_size, resolve
 from wrapper.config import source_settings
+from wrapper.settings import SOURCE_OPTIONS, byte_size, resolve
 from wrapper.sources.settings import Credentials, git_credentials_from, origin_of
 
 

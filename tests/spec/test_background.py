@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.cli.options import SOURCE_OPTIONS, resolve
 from wrapper.errors import SpecError
+from wrapper.settings import SOURCE_OPTIONS, resolve
 from wrapper.spec import background
 
 

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand, with env twins and defaults in each flag's help."""
     import argparse
 
-    from wrapper.cli.options import COMMON_OPTIONS
+    from wrapper.settings import COMMON_OPTIONS
 
     parser = argparse.ArgumentParser(
         prog="fn-wrapper",
@@ -76,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from wrapper.spec.background import prewarm
 
         prewarm()
-    from wrapper.cli.options import COMMON_OPTIONS, parse_plain, resolve
+    from wrapper.settings import COMMON_OPTIONS, parse_plain, resolve
 
     given: Optional[dict[str, Any]] = None
     if words and words[0] in COMMANDS:  # a plain command line needs no argparse

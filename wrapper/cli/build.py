@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from wrapper.build.builders import BUILDERS
-from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, json_object
 from wrapper.errors import SpecError
+from wrapper.settings import SOURCE_OPTIONS, Option, Settings, json_object
 
 OPTIONS = (
     Option(

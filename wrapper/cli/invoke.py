@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings
 from wrapper.errors import ExitCode, SpecError
+from wrapper.settings import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings
 
 OPTIONS = (
     *SOURCE_OPTIONS,
@@ -27,9 +27,9 @@ def run(settings: Settings) -> int:
     from wrapper.spec.background import validate
 
     pending = validate(settings)  # overlaps the imports below (start-up time)
-    from wrapper.cli.job import door_entities
     from wrapper.context import make_context
-    from wrapper.prepare import prepare_function
+    from wrapper.entities.reserved import door_entities
+    from wrapper.prepare import prepare_handler
 
     try:
         plan = pending.event_plan("invoke")
@@ -37,7 +37,7 @@ def run(settings: Settings) -> int:
         pending.close()
     entities = door_entities(settings, plan.name, "serve", plan.project)
     try:
-        function = prepare_function(
+        function = prepare_handler(
             plan,
             trigger_kind="http",
             source_settings=source_settings(settings, os.environ),

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
 
-from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings, json_object
-
-if TYPE_CHECKING:
-    from wrapper.entities.reserved import DoorEntities
+from wrapper.settings import (
+    SOURCE_OPTIONS,
+    STORE_OPTIONS,
+    Option,
+    Settings,
+    json_object,
+    project_of,
+)
 
 OPTIONS = (
     *SOURCE_OPTIONS,
@@ -57,21 +60,3 @@ def run(settings: Settings) -> int:
     summary = {k: document[k] for k in ("id", "state", "results", "outputs", "message")}
     print(json.dumps(summary, sort_keys=True, default=str), flush=True)
     return code
-
-
-def door_entities(
-    settings: Settings, function: str, action: str, from_spec: Optional[str] = None
-) -> DoorEntities:
-    """The reserved `project` and `run` of a door answering events, on the `--store` store
-    (opened on first use); the run's id is `$RUN_ID` when the platform sets it."""
-    from wrapper.entities.reserved import DoorEntities
-
-    project = project_of(settings, from_spec)
-    return DoorEntities(settings.store, project, function, action, os.environ.get("RUN_ID"))
-
-
-def project_of(settings: Settings, from_spec: Optional[str]) -> str:
-    """--project or its twin, else the spec's project, else the default (DESIGN §5)."""
-    if settings.layers.get("project") == "default" and from_spec:
-        return from_spec
-    return str(settings.project)

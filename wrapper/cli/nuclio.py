@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from wrapper.cli.options import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings, count
 from wrapper.errors import SpecError
+from wrapper.settings import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings, count
 
 OPTIONS = (
     *SOURCE_OPTIONS,
@@ -81,8 +81,8 @@ def _context(settings: Settings, session: Any, entities: Any) -> Any:
 
 def _drop_in(settings: Settings, session: Any) -> Any:
     """Nuclio's way: `--handler module:func` from PYTHONPATH, its `init_context` if any."""
-    from wrapper.cli.job import door_entities
-    from wrapper.invocation import Function
+    from wrapper.entities.reserved import door_entities
+    from wrapper.invocation import PreparedHandler
     from wrapper.loader import load_module_handler
 
     if not settings.handler:
@@ -94,7 +94,7 @@ def _drop_in(settings: Settings, session: Any) -> Any:
         )
     name = os.environ.get("NUCLIO_FUNCTION_NAME") or settings.handler.partition(":")[0]
     entities = door_entities(settings, name, "serve")
-    return Function(
+    return PreparedHandler(
         load_module_handler(settings.handler),
         _context(settings, session, entities),
         parameters=settings.parameters,
@@ -106,9 +106,9 @@ def _drop_in(settings: Settings, session: Any) -> Any:
 
 def _from_source(settings: Settings, session: Any) -> Any:
     """Validate the spec, materialise the code, and load it as every door does."""
-    from wrapper.cli.job import door_entities
     from wrapper.config import source_settings
-    from wrapper.prepare import prepare_function
+    from wrapper.entities.reserved import door_entities
+    from wrapper.prepare import prepare_handler
     from wrapper.spec.background import validate
 
     pending = validate(settings)
@@ -117,7 +117,7 @@ def _from_source(settings: Settings, session: Any) -> Any:
     finally:
         pending.close()
     entities = door_entities(settings, plan.name, "serve", plan.project)
-    return prepare_function(
+    return prepare_handler(
         plan,
         trigger_kind=settings.trigger_kind,
         source_settings=source_settings(settings, os.environ),

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wrapper.cli.options import SOURCE_OPTIONS, Option, Settings, count, json_object
 from wrapper.errors import SpecError
+from wrapper.settings import SOURCE_OPTIONS, Option, Settings, count, json_object
 
 OPTIONS = (
     *SOURCE_OPTIONS,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from wrapper.cli.options import (
+from wrapper.settings import (
+    GRACEFUL_TIMEOUT,
     SOURCE_OPTIONS,
     STORE_OPTIONS,
     Option,
@@ -29,9 +30,6 @@ def _positive(text: str) -> int:
         raise ValueError(f"{text!r} must be 1 or more")
     return value
 
-
-GRACEFUL_TIMEOUT = 30.0
-"""Seconds in-flight requests get after SIGTERM, unless `--graceful-timeout` says otherwise."""
 
 OPTIONS = (
     *SOURCE_OPTIONS,
@@ -77,20 +75,20 @@ def run(settings: Settings) -> int:
     from wrapper.spec.background import validate
 
     validation = validate(settings)  # overlaps the imports below and the worker's boot
-    from wrapper.cli.job import door_entities
     from wrapper.context import make_context
-    from wrapper.invocation import Function
-    from wrapper.prepare import prepare_function
+    from wrapper.entities.reserved import door_entities
+    from wrapper.invocation import PreparedHandler
+    from wrapper.prepare import prepare_handler
     from wrapper.serve.server import ServeSettings, serve
 
     fetch = source_settings(settings, os.environ)
     debug = bool(settings.debug)
 
-    def load() -> Function:
+    def load() -> PreparedHandler:
         plan = validation.event_plan("serve")
         # each worker has a serving run of its own
         entities = door_entities(settings, plan.name, "serve", plan.project)
-        return prepare_function(
+        return prepare_handler(
             plan,
             trigger_kind="http",
             source_settings=fetch,

@@ -13,8 +13,8 @@ import sys
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Optional
 
-from wrapper.cli.options import STORE_OPTIONS, Option, Settings, count, duration
 from wrapper.errors import SpecError
+from wrapper.settings import STORE_OPTIONS, Option, Settings, count, duration
 
 if TYPE_CHECKING:
     from wrapper.entities.prune import Pruning

@@ -22,9 +22,9 @@ import math
 import re
 from typing import Any, Optional
 
-from wrapper.cli.options import seconds as serve_seconds  # the serve door's own rule
-from wrapper.cli.serve import GRACEFUL_TIMEOUT
 from wrapper.errors import SpecError
+from wrapper.settings import GRACEFUL_TIMEOUT
+from wrapper.settings import seconds as serve_seconds  # the serve door's own rule
 from wrapper.sources.uri import has_credentials
 from wrapper.spec.models import SCRATCH_MOUNT as SCRATCH
 from wrapper.spec.models import SPEC_MOUNT as SPEC_DIR

@@ -4,12 +4,14 @@ creates no store."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
 
 from wrapper.entities.record import EntityRecord
 from wrapper.entities.store import Store, default_store_uri, store_opener
+from wrapper.settings import Settings, project_of
 
 
 class LazyStore(Store):
@@ -111,3 +113,12 @@ class DoorEntities(Mapping[str, Any]):
 
     def close(self) -> None:
         self.store.close()
+
+
+def door_entities(
+    settings: Settings, function: str, action: str, from_spec: Optional[str] = None
+) -> DoorEntities:
+    """The reserved `project` and `run` of a door answering events, on the `--store` store
+    (opened on first use); the run's id is `$RUN_ID` when the platform sets it."""
+    project = project_of(settings, from_spec)
+    return DoorEntities(settings.store, project, function, action, os.environ.get("RUN_ID"))

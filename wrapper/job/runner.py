@@ -134,14 +134,14 @@ def _execute(plan: FunctionPlan, project: Project, settings: Any, created: list[
     from wrapper.context import make_context
     from wrapper.events import make_event
     from wrapper.loader import user_traceback
-    from wrapper.prepare import prepare_function
+    from wrapper.prepare import prepare_handler
 
     run = project.run
     try:
         check_argument_names(plan.parameters, plan.inputs)
         inputs = resolve_inputs(plan.inputs, project)
         reserved = {"project": project, "run": run}
-        function = prepare_function(
+        function = prepare_handler(
             plan,
             trigger_kind="job",
             source_settings=settings,

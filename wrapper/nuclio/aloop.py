@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from wrapper.errors import InitError
-from wrapper.invocation import Function
+from wrapper.invocation import PreparedHandler
 from wrapper.nuclio import codec
 from wrapper.nuclio.framing import ProcessorClosed, ProcessorGone, frame_length
 
@@ -23,7 +23,7 @@ _callbacks: set[asyncio.Task[None]] = set()
 """Signal callbacks running as tasks (held here so none is collected before it ends)."""
 
 
-async def serve_async(session: Session, function: Function) -> int:
+async def serve_async(session: Session, function: PreparedHandler) -> int:
     """Init (awaited), announce readiness, then answer events one at a time."""
     from wrapper.nuclio.session import HANDLER_ERRORS, log, malformed
 

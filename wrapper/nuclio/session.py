@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable, Optional
 
 from wrapper.errors import InitError, WrapperError
-from wrapper.invocation import Function
+from wrapper.invocation import PreparedHandler
 from wrapper.logs import SECRET_VARIABLES
 from wrapper.nuclio import codec
 from wrapper.nuclio.framing import (
@@ -65,7 +65,7 @@ class Session:
     def __init__(self, settings: SessionSettings) -> None:
         self.settings = settings
         self.state: Optional[str] = None  # None serving, else "draining" / "terminating"
-        self.function: Optional[Function] = None
+        self.function: Optional[PreparedHandler] = None
         self._lock = threading.Lock()
         self._sendall: Callable[[bytes], None] = _not_connected
         self._control: Optional[LineWriter] = None
@@ -120,7 +120,7 @@ class Session:
             root.removeHandler(handler)
         root.addHandler(ProcessorLogHandler(self.send, secrets))
 
-    def run(self, function: Function) -> int:
+    def run(self, function: PreparedHandler) -> int:
         """Init, announce readiness, answer events until the processor goes (exit code 1)."""
         self.function = function
         if function.needs_loop:
@@ -209,7 +209,7 @@ class Session:
 
     # --- events -------------------------------------------------------------------------
 
-    def _serve_blocking(self, function: Function) -> int:
+    def _serve_blocking(self, function: PreparedHandler) -> int:
         read = FrameReader(self.event_sock).read
         decode = self.settings.decode_strings
         perf_counter = time.perf_counter_ns

@@ -1,4 +1,4 @@
-"""The ASGI app each serve worker runs: an HTTP request becomes an event for the Function."""
+"""The ASGI app each serve worker runs: an HTTP request becomes an event for the handler."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 from wrapper.errors import ExitCode, WrapperError
 from wrapper.events import make_event
-from wrapper.invocation import Function
+from wrapper.invocation import PreparedHandler
 from wrapper.reply import JSON, Reply, chunk_content_type, dump_json, encode_chunk
 from wrapper.serve.metrics import WorkerMetrics
 from wrapper.serve.state import record_failure
@@ -54,10 +54,10 @@ class ServeApp:
     cannot be stopped cleanly, so its worker is recycled (replaced, init runs again).
     """
 
-    def __init__(self, load: Callable[[], Function], options: ServeOptions) -> None:
+    def __init__(self, load: Callable[[], PreparedHandler], options: ServeOptions) -> None:
         self._load = load
         self.options = options
-        self.function: Optional[Function] = None
+        self.function: Optional[PreparedHandler] = None
         self._metrics: Optional[WorkerMetrics] = None
         self._limit: Optional[asyncio.Semaphore] = None
         self._threads: Optional[ThreadPoolExecutor] = None

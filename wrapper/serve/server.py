@@ -24,7 +24,7 @@ from gunicorn.errors import HaltServer
 from gunicorn.sock import create_sockets
 
 from wrapper.errors import ExitCode, SpecError, WrapperError
-from wrapper.invocation import Function
+from wrapper.invocation import PreparedHandler
 from wrapper.serve.admin import AdminServer
 from wrapper.serve.app import ServeApp, ServeOptions
 from wrapper.serve.metrics import worker_died
@@ -56,7 +56,7 @@ class ServeSettings:
     log_level: str = "info"
 
 
-def serve(load: Callable[[], Function], settings: ServeSettings, state_dir: Path) -> int:
+def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_dir: Path) -> int:
     """Run the server until SIGTERM (exit 0) or a worker fails to start (its exit code);
     `state_dir` (from wrapper.serve.state.new_state_dir) is removed at the end."""
     options = ServeOptions(

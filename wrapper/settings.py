@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "FN_WRAPPER_"
 
+GRACEFUL_TIMEOUT = 30.0
+"""Seconds in-flight requests get after SIGTERM, unless `--graceful-timeout` says otherwise
+(the serve door's default, and the pod's termination grace the deploy renders from it)."""
+
 
 def json_object(text: str) -> dict[str, Any]:
     """A JSON object given as text."""
@@ -359,3 +363,10 @@ STORE_OPTIONS = (
     ),
     Option("--project", "the project runs and entities belong to", default="default"),
 )
+
+
+def project_of(settings: Settings, from_spec: Optional[str]) -> str:
+    """--project or its twin, else the spec's project, else the default (DESIGN §5)."""
+    if settings.layers.get("project") == "default" and from_spec:
+        return from_spec
+    return str(settings.project)
