@@ -14,7 +14,7 @@ from typing import NamedTuple, Optional
 from wrapper.errors import SpecError
 
 SCHEME = "store://"
-ENTITY_TYPES = ("dataitem", "artifact", "model")
+ENTITY_TYPES = ("dataitem", "artifact", "model", "function")
 GRAMMAR = "store://<project>/<entity_type>/<kind>/<name>[:<id>]"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
 from wrapper.entities.content import Source, content_stream
@@ -21,6 +21,9 @@ from wrapper.entities.remote import local_path, shown
 from wrapper.entities.run import Run
 from wrapper.entities.store import Store, content_filename
 from wrapper.errors import SpecError
+
+if TYPE_CHECKING:
+    from wrapper.api.functions import Function
 
 log = logging.getLogger("wrapper.entities")
 
@@ -189,6 +192,47 @@ class Project:
 
     def log_huggingface(self, name: str, source: Optional[Source] = None, **kw: Any) -> Model:
         return self.log_model(name, "huggingface", source, **kw)
+
+    # Functions (the Python API's, DESIGN §11)
+
+    def new_function(self, name: str, kind: str = "python", **fields: Any) -> Function:
+        """Keep a new version of function `name`: the function fields of a run spec,
+        validated as the spec models do."""
+        from wrapper.api.functions import new_function
+
+        return new_function(self, name, kind, **fields)
+
+    def get_function(self, identifier: str, entity_id: Optional[str] = None) -> Function:
+        """A function by key, or by name (its latest version, or version `entity_id`)."""
+        from wrapper.api.functions import Function
+
+        field = f"get_function({identifier!r})"
+        record = self.store.find(identifier, self.name, "function", field)
+        if entity_id:
+            record = self.store.version(record.project, "function", record.name, entity_id)
+        return Function(record, self)
+
+    def get_function_versions(self, identifier: str) -> list[Function]:
+        from wrapper.api.functions import Function
+
+        field = f"get_function_versions({identifier!r})"
+        found = self.store.find(identifier, self.name, "function", field)
+        return [Function(r, self) for r in self.store.versions(self.name, "function", found.name)]
+
+    def list_functions(self, **filters: Any) -> list[Function]:
+        """The latest version of each function (`name`, `kind`, `versions="all"` filter)."""
+        from wrapper.api.functions import Function
+
+        wanted = _filters("list_functions", filters, _LIST_FILTERS)
+        every = wanted.pop("versions", None) == "all"
+        seen: set[str] = set()
+        found = []
+        for record in self.store.versions(self.name, "function", wanted.get("name")):
+            if wanted.get("kind") not in (None, record.kind) or (record.name in seen and not every):
+                continue
+            seen.add(record.name)
+            found.append(Function(record, self))
+        return found
 
     # Runs
 
