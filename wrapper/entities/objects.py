@@ -330,7 +330,10 @@ CLASSES: dict[str, type[Entity]] = {"dataitem": DataItem, "artifact": Artifact, 
 
 
 def entity_object(record: EntityRecord, store: Store, run: Optional[Run] = None) -> Entity:
-    """The object for one version, by its entity type."""
+    """The object for one version, by its entity type (a function has none: the Python API
+    reads functions)."""
+    if record.entity_type not in CLASSES:
+        raise SpecError(f"{str(record.key)!r} is a {record.entity_type}: not an entity with content")
     return CLASSES[record.entity_type](record, store, run)
 
 
