@@ -199,3 +199,10 @@ def test_api_arguments_outrank_twins_which_outrank_defaults(
     assert from_twin.run("job").status.state == "ERROR"  # the twin chose the handler
     monkeypatch.setenv("FN_WRAPPER_CODE_SRC", "/nowhere.py")  # the child never reads it
     assert new(project, "given2", handler="make").run("job").status.state == "COMPLETED"
+
+
+def test_a_function_key_is_no_job_input(project) -> None:
+    maker = new(project, "maker", handler="make")
+    run = new(project, "reader", handler="make").run("job", inputs={"n": maker.key})
+    assert run.exit_code == 2 and run.status.state == "ERROR"
+    assert run.status.message.endswith("is a function: not an entity with content")

@@ -86,7 +86,7 @@ class ServeRun(LocalRun):
                     f"{self.failure()}",
                     1,
                 )
-            time.sleep(0.05)
+            time.sleep(0.01)
 
     def _ready(self) -> bool:
         try:

@@ -333,7 +333,8 @@ def entity_object(record: EntityRecord, store: Store, run: Optional[Run] = None)
     """The object for one version, by its entity type (a function has none: the Python API
     reads functions)."""
     if record.entity_type not in CLASSES:
-        raise SpecError(f"{str(record.key)!r} is a {record.entity_type}: not an entity with content")
+        kind = record.entity_type
+        raise SpecError(f"{str(record.key)!r} is a {kind}: not an entity with content")
     return CLASSES[record.entity_type](record, store, run)
 
 
