@@ -79,7 +79,7 @@ def test_a_failing_job_says_why_in_its_status(project) -> None:
 
 def test_wait_false_returns_at_once_and_wait_reads_the_end(project) -> None:
     run = new(project, "maker", handler="make").run("job", wait=False)
-    assert run.wait(60).status.state == "COMPLETED"
+    assert run.wait(timeout=60).status.state == "COMPLETED"
 
 
 def test_a_serve_run_is_invoked_over_http_and_stopped(project) -> None:

@@ -108,8 +108,9 @@ class JobRun(LocalRun):
         self._run: Optional[Run] = None
         self.exit_code: Optional[int] = None
 
-    def wait(self, timeout: Optional[float] = None) -> JobRun:
-        """Wait for the job to end (at most `timeout` seconds); its final status is read."""
+    def wait(self, log_info: bool = True, timeout: Optional[float] = None) -> JobRun:
+        """Wait for the job to end (at most `timeout` seconds); its final status is read.
+        `log_info` is DigitalHub's; the door logs the run's progress itself."""
         assert self.process is not None
         self.exit_code = self.process.wait(timeout)
         return self.refresh()
