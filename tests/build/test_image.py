@@ -242,3 +242,30 @@ def test_a_function_image_runs_the_job_and_serve_doors(
             served.wait()
         assert served.stderr is not None
         served.stderr.close()
+
+
+def test_the_api_builds_an_image_that_later_runs_name(
+    buildah: Buildah, wrapper_base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wrapper as dh
+
+    for name in ("CONTAINERS_STORAGE_CONF", "BUILDAH_ISOLATION"):  # the build child's buildah
+        monkeypatch.setenv(name, buildah.env[name])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "main.py").write_text("def handler(who='image'):\n    return f'hi from {who}'\n")
+    project = dh.get_or_create_project("images", store=str(tmp_path / "store"))
+    greeter = project.new_function(
+        name="greeter", python_version="PYTHON3_11", code_src="main.py", handler="handler",
+        base_image=wrapper_base,
+    )  # fmt: skip
+    image = "localhost/fn-api-greeter:test"
+    build = greeter.run("build", target_image=image, parameters={"who": "a build"})
+    assert build.image == image and build.summary["parameters"] == {"who": "a build"}
+    assert greeter.spec["image"] == image == project.get_function("greeter").spec["image"]
+    rendered = greeter.run("job", local_execution=False)  # a remote run names the image
+    (manifest,) = rendered.files
+    assert f"image: {image}" in manifest.read_text()
+    container = buildah("from", "--pull=never", image)
+    job = buildah("run", container, "--", "fn-wrapper", "job", "--parameters", '{"who": "k8s"}')
+    summary = json.loads(job.splitlines()[-1])
+    assert summary["state"] == "COMPLETED" and summary["results"] == {"output_0": "hi from k8s"}
