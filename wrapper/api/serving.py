@@ -37,7 +37,7 @@ _RUNNING: weakref.WeakSet[ServeRun] = weakref.WeakSet()
 
 @dataclass(frozen=True)
 class Response:
-    """What the function answered, with `requests`' names."""
+    """What the function answered, with `requests`' names (header names in lower case)."""
 
     status_code: int
     headers: dict[str, str] = field(default_factory=dict)
@@ -126,9 +126,9 @@ class ServeRun(LocalRun):
         request = urllib.request.Request(url, data=body, headers=headers, method=method.upper())
         try:
             with urllib.request.urlopen(request, timeout=kwargs.get("timeout") or 60) as answer:
-                return Response(answer.status, dict(answer.headers.items()), answer.read())
+                return Response(answer.status, _lower(answer.headers), answer.read())
         except urllib.error.HTTPError as error:
-            return Response(error.code, dict(error.headers.items()), error.read())
+            return Response(error.code, _lower(error.headers), error.read())
 
     def stop(self) -> None:
         """Drain and stop the door (SIGTERM, as a platform stops it); kill what is left."""
@@ -160,6 +160,10 @@ def _body(data: Any, json: Any) -> tuple[Optional[bytes], dict[str, str]]:
     if isinstance(data, str):
         return data.encode(), {}
     return data, {}
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def _free_port() -> int:
