@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,13 @@ def make(n: int = 3):
 
 def fails():
     raise ValueError("no luck today")
+
+
+def sleeps(flag):
+    import pathlib, time
+
+    pathlib.Path(flag).write_text("started")
+    time.sleep(60)
 
 
 def init_api(context, table):
@@ -206,3 +214,16 @@ def test_a_function_key_is_no_job_input(project) -> None:
     run = new(project, "reader", handler="make").run("job", inputs={"n": maker.key})
     assert run.exit_code == 2 and run.status.state == "ERROR"
     assert run.status.message.endswith("is a function: not an entity with content")
+
+
+def test_stop_ends_a_job_as_stopped(project, tmp_path: Path) -> None:
+    flag = tmp_path / "started"
+    run = new(project, "slow", handler="sleeps").run(
+        "job", parameters={"flag": str(flag)}, wait=False
+    )
+    deadline = time.monotonic() + 60
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.stop()
+    assert run.exit_code == 143 and run.status.state == "STOPPED"
+    assert run.status.message == "stopped by SIGTERM"

@@ -115,6 +115,12 @@ class JobRun(LocalRun):
         self.exit_code = self.process.wait(timeout)
         return self.refresh()
 
+    def stop(self) -> None:
+        """SIGTERM: the job door stops the handler where it is and records STOPPED."""
+        super().stop()
+        self.exit_code = self.process.returncode if self.process is not None else None
+        self.refresh()
+
     def refresh(self) -> JobRun:
         """Read the run's status document again, from the store."""
         from wrapper.entities.run import Run
