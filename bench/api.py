@@ -9,16 +9,10 @@
 2. Serve, start to first answer: `function.run(action="serve")` then `invoke()` against
    `fn-wrapper serve` started by hand, polled on /ready, then one request; median of the
    paired differences.
-The wrapper package is byte-compiled first, as `pip install` does (see bench/http.py).
+The wrapper package is byte-compiled first, as `pip install` does (see bench/serve.py).
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-# bench/ holds http.py: take this folder off sys.path so `http` is the standard library's.
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != sys.path[0]]
 
 import argparse
 import compileall
@@ -27,6 +21,7 @@ import json
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request

@@ -9,23 +9,19 @@ streams a large artifact.
    Whether boto3 or pandas was imported by the job is checked too (they must not be).
 2. Peak RSS of a job whose handler downloads an artifact of --size-mib MiB through
    `download()` (target: under 100 MiB), read from the OS for that process (wait4).
-The wrapper package is byte-compiled first, as `pip install` does (see bench/http.py).
+The wrapper package is byte-compiled first, as `pip install` does (see bench/serve.py).
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-# bench/ holds http.py: take this folder off sys.path so `http` is the standard library's.
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != sys.path[0]]
 
 import argparse
 import compileall
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path

@@ -12,7 +12,7 @@ events/s, p50/p99 round trip, and each process's own CPU time per event (utime +
 /proc over the whole timed run). Targets (issue 5): ours minus the floor at most a third of
 Nuclio's own wrapper minus the floor, that is about 25 us per 100 B event; spawn to ready
 (`s`) at most `python -c 'import nuclio_sdk, msgpack'` + 10 ms, measured in the same run. The
-wrapper package is byte-compiled first, as `pip install` does (see bench/http.py).
+wrapper package is byte-compiled first, as `pip install` does (see bench/serve.py).
 """
 
 from __future__ import annotations

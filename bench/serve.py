@@ -1,7 +1,7 @@
 """HTTP serving: `fn-wrapper serve` against a raw ASGI app on uvicorn (the ceiling) and
 functions-framework's HTTP mode (the peer), hello world, one worker each, in the same run.
 
-    python bench/http.py [--duration 10] [--rounds 3] [--connections 32] [--spawns 5]
+    python bench/serve.py [--duration 10] [--rounds 3] [--connections 32] [--spawns 5]
 
 Throughput and p50/p99 latency: each server pinned to CPU 0, wrk pinned to CPU 1, 2 s of
 warm-up, servers alternated round by round; medians (min-max) and ratios are printed.
@@ -15,23 +15,18 @@ Needs `wrk` and `taskset` (Debian: apt-get install wrk util-linux) and functions
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is bench/http.py: take its folder off sys.path so `http` is the standard library's.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _HERE]
-
 import argparse
 import compileall
 import http.client
 import importlib.util
+import os
 import re
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
