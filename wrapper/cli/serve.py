@@ -37,7 +37,11 @@ OPTIONS = (
     Option("--port", "port of the function's HTTP endpoint", _port, default=8080),
     Option("--admin-host", "address of /live, /ready, /metrics (default: --host)"),
     Option("--admin-port", "port of /live, /ready and /metrics", _port, default=8082),
-    Option("--workers", "worker processes (default: the CPU count)", _positive),
+    Option(
+        "--workers",
+        "worker processes (default: the CPUs this process may use: affinity, cgroup quota)",
+        _positive,
+    ),
     Option(
         "--concurrency",
         "handler calls at once per worker: 1 as Nuclio does; more for I/O-bound or async code",
@@ -79,6 +83,7 @@ def run(settings: Settings) -> int:
     from wrapper.entities.reserved import door_entities
     from wrapper.invocation import PreparedHandler
     from wrapper.prepare import prepare_handler
+    from wrapper.serve.cpus import usable_cpus
     from wrapper.serve.server import ServeSettings, serve
 
     fetch = source_settings(settings, os.environ)
@@ -105,7 +110,7 @@ def run(settings: Settings) -> int:
                 port=settings.port,
                 admin_host=settings.admin_host or settings.host,
                 admin_port=settings.admin_port,
-                workers=settings.workers or os.cpu_count() or 1,
+                workers=settings.workers or usable_cpus(),
                 concurrency=settings.concurrency,
                 request_timeout=settings.timeout,
                 graceful_timeout=settings.graceful_timeout,
