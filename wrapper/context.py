@@ -20,6 +20,11 @@ class UserLogger(nuclio_sdk.Logger):  # type: ignore[misc]
     def exception(self, message: str, *args: Any) -> None:
         self._logger.exception(message, *args, extra={"with": dict(self._bound_variables)})
 
+    def _update_bound_vars_and_log(self, level: int, message: str, *args: Any, **kw: Any) -> None:
+        """nuclio-sdk's, skipping what the log level leaves out before making a record."""
+        if self._logger.isEnabledFor(level):
+            super()._update_bound_vars_and_log(level, message, *args, **kw)
+
 
 class Context(nuclio_sdk.Context):  # type: ignore[misc]
     """nuclio-sdk's Context, plus DigitalHub's `context.project` and `context.run` (DESIGN §5):

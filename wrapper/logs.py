@@ -15,6 +15,10 @@ REQUEST_ID: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
 )
 """The id of the event being handled, added to every log line written while handling it."""
 
+WORKER_ID: Optional[str] = None
+"""This worker's id (serve: 0..N-1, a replacement takes the id of the worker it replaces; the
+nuclio door: the processor's --worker-id), on every log line once set; None in a master."""
+
 SECRET_VARIABLES = ("GIT_TOKEN", "GIT_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 """Environment variables whose values never appear in a log line (replaced by `***`)."""
 
@@ -29,6 +33,8 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if WORKER_ID is not None:
+            entry["worker_id"] = WORKER_ID
         request_id = REQUEST_ID.get()
         if request_id is not None:
             entry["request_id"] = request_id
@@ -47,6 +53,8 @@ class TextFormatter(logging.Formatter):
         stamp = datetime.datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
         request_id = REQUEST_ID.get()
         parts = [stamp, f"{record.levelname.lower():<7}"]
+        if WORKER_ID is not None:
+            parts.append(f"w{WORKER_ID}")
         if request_id is not None:
             parts.append(f"[{request_id[:12]}]")
         parts.append(record.getMessage())
@@ -93,6 +101,7 @@ def configure_logging(
         formatter = RedactingFormatter(formatter, secrets)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
+    handler.setLevel(level.upper())  # also for loggers that skip their level (nuclio-sdk's)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -277,7 +277,11 @@ def resolve(
 
 COMMON_OPTIONS = (
     Option(
-        "--log-level", "log level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        "log level (any case)",
+        str.lower,
+        default="info",
+        choices=("debug", "info", "warning", "error"),
     ),
     Option(
         "--log-format",

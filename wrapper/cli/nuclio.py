@@ -43,7 +43,10 @@ SOURCES = ("spec", "code", "base64", "code_src")
 
 def run(settings: Settings) -> int:
     """Load the function, connect, init, announce readiness, then answer events."""
+    import wrapper.logs
     from wrapper.nuclio.session import Session, SessionSettings
+
+    wrapper.logs.WORKER_ID = str(settings.worker_id)
 
     socket_path = settings.event_socket_path or settings.socket_path
     if not socket_path:

@@ -74,6 +74,7 @@ def run(settings: Settings) -> int:
     gunicorn; each worker waits for the verdict before it loads the code (a bad spec stops
     the server with exit code 2 before any request is served).
     """
+    import wrapper.logs
     from wrapper.config import source_settings
     from wrapper.serve.state import new_state_dir
     from wrapper.spec.background import validate
@@ -98,7 +99,9 @@ def run(settings: Settings) -> int:
             trigger_kind="http",
             source_settings=fetch,
             reserved=entities,
-            context=make_context(trigger_kind="http", reserved=entities),
+            context=make_context(
+                worker_id=wrapper.logs.WORKER_ID or "0", trigger_kind="http", reserved=entities
+            ),
             debug=debug,
         )
 

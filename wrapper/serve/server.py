@@ -144,6 +144,7 @@ class _Application(BaseApplication):  # type: ignore[misc]
             "logger_class": _RootLogger,
             "proc_name": "fn-wrapper",
             "when_ready": self._when_ready,
+            "pre_fork": _number_worker,
             "child_exit": self._child_exit,
             "on_exit": self._on_exit,
         }.items():
@@ -181,6 +182,13 @@ class _Application(BaseApplication):  # type: ignore[misc]
     def _on_exit(self, arbiter: Any) -> None:
         if self.admin is not None:
             self.admin.stop()
+
+
+def _number_worker(arbiter: Any, worker: Any) -> None:
+    """Before the fork: the lowest id 0..N-1 no live worker has (a replacement takes the id
+    of the worker it replaces, as Nuclio numbers its workers)."""
+    taken = {getattr(live, "worker_id", None) for live in arbiter.WORKERS.values()}
+    worker.worker_id = next(number for number in range(len(taken) + 1) if number not in taken)
 
 
 class _Arbiter(Arbiter):  # type: ignore[misc]

@@ -36,7 +36,13 @@ class ServeWorker(Worker):  # type: ignore[misc]
             signal.signal(number, signal.SIG_DFL)
         signal.signal(signal.SIGUSR1, self.handle_usr1)
 
+    worker_id = 0
+    """0..N-1, set by the master before the fork (wrapper.serve.server._number_worker)."""
+
     def run(self) -> None:
+        import wrapper.logs
+
+        wrapper.logs.WORKER_ID = str(self.worker_id)
         config = uvicorn.Config(
             self.wsgi,
             loop="none",

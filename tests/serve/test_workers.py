@@ -1,0 +1,72 @@
+"""Serve workers are numbered 0..N-1 as Nuclio numbers them (a replacement takes the id of the
+worker it replaces), on `context.worker_id` and on every log line; the log level holds for the
+handler's `context.logger` (nuclio-sdk's logger) whatever its case."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+WORKERS = """
+import os
+
+def init(context):
+    context.logger.info("init of worker %s", context.worker_id)
+
+def handler(context, event):
+    if event.path == "/exit" and context.worker_id == "1":
+        os._exit(7)
+    context.logger.debug("a debug line")
+    context.logger.info_with("an info line", path=event.path)
+    return {"worker_id": context.worker_id, "pid": os.getpid()}
+"""
+
+
+def ids_seen(served, want: int) -> dict[int, str]:
+    """pid → worker id, asking until `want` workers have answered."""
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + 30
+    while len(seen) < want and time.monotonic() < deadline:
+        answer = json.loads(served.get("/")[2])
+        seen[answer["pid"]] = answer["worker_id"]
+    return seen
+
+
+def test_two_workers_are_0_and_1_and_a_replacement_keeps_the_id(start_server) -> None:
+    served = start_server(WORKERS, "--workers", "2", "--init-function", "init")
+    seen = ids_seen(served, 2)
+    assert sorted(seen.values()) == ["0", "1"]
+    lines = served.log_lines()
+    inits = [line for line in lines if line["message"].startswith("init of worker")]
+    assert sorted(line["worker_id"] for line in inits) == ["0", "1"]
+    assert all(line["message"] == f"init of worker {line['worker_id']}" for line in inits)
+    gone = next(pid for pid, worker in seen.items() if worker == "1")
+    for _ in range(50):  # until worker 1 takes one and dies without an answer
+        try:
+            served.request("GET", "/exit")
+        except ConnectionError:
+            break
+    deadline = time.monotonic() + 30
+    replaced: dict[int, str] = {}
+    while time.monotonic() < deadline and set(replaced) <= set(seen):
+        try:
+            replaced.update(ids_seen(served, 2))
+        except ConnectionError:
+            time.sleep(0.1)
+    new = {pid: worker for pid, worker in replaced.items() if pid not in seen}
+    assert list(new.values()) == ["1"] and gone not in replaced
+
+
+def test_the_log_level_holds_for_the_handlers_logger_in_any_case(start_server) -> None:
+    quiet = start_server(WORKERS, "--workers", "1", "--log-level", "ERROR")
+    assert json.loads(quiet.get("/x")[2])["worker_id"] == "0"
+    messages = [line["message"] for line in quiet.log_lines()]
+    assert "a debug line" not in messages and "an info line" not in messages
+    loud = start_server(WORKERS, "--workers", "1", "--log-level", "Debug")
+    loud.get("/y")
+    lines = loud.log_lines()
+    assert any(line["message"] == "a debug line" and line["worker_id"] == "0" for line in lines)
+    info = next(line for line in lines if line["message"] == "an info line")
+    assert info["with"] == {"path": "/y"} and info["request_id"]
+    assert os.environ.get("FN_WRAPPER_LOG_LEVEL") is None  # the flags, not a twin, chose
