@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
+from pathlib import Path
+
+from wrapper.serve.admin import IDLE_TIMEOUT, MAX_CONNECTIONS
 
 WORKERS = """
 import os
@@ -70,3 +74,25 @@ def test_the_log_level_holds_for_the_handlers_logger_in_any_case(start_server) -
     info = next(line for line in lines if line["message"] == "an info line")
     assert info["with"] == {"path": "/y"} and info["request_id"]
     assert os.environ.get("FN_WRAPPER_LOG_LEVEL") is None  # the flags, not a twin, chose
+
+
+def master_threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def test_idle_admin_connections_are_capped_and_time_out(start_server) -> None:
+    served = start_server(WORKERS, "--workers", "1")
+    before = master_threads(served.process.pid)
+    idle = [socket.create_connection(("127.0.0.1", served.admin_port)) for _ in range(200)]
+    try:
+        time.sleep(1)
+        assert master_threads(served.process.pid) <= before + MAX_CONNECTIONS
+        time.sleep(IDLE_TIMEOUT + 2)  # every idle connection has been dropped by now
+        assert master_threads(served.process.pid) <= before + 1
+        assert served.request("GET", "/live", admin=True)[0] == 200
+    finally:
+        for connection in idle:
+            connection.close()

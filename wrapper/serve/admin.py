@@ -16,6 +16,13 @@ from wrapper.serve.metrics import Collector, ready_workers
 
 log = logging.getLogger("wrapper.serve")
 
+IDLE_TIMEOUT = 5.0
+"""Seconds an admin connection may stay silent (a probe sends its request at once)."""
+
+MAX_CONNECTIONS = 32
+"""Admin connections served at once; one more is closed unanswered (each holds a thread of
+the master)."""
+
 
 class AdminServer:
     """`/live`, `/ready` and `/metrics` on their own port, for probes and Prometheus."""
@@ -28,6 +35,8 @@ class AdminServer:
         admin = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = IDLE_TIMEOUT
+
             def do_GET(self) -> None:
                 status, content_type, body = admin.answer(self.path.split("?", 1)[0])
                 self.send_response(status)
@@ -85,6 +94,28 @@ class _HTTPServer(ThreadingHTTPServer):
     which can stall a pod's start for as long as the cluster DNS takes to answer."""
 
     daemon_threads = True
+    request_queue_size = 64  # socketserver's 5 makes a burst of probes wait on SYN retries
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, up to MAX_CONNECTIONS; past that the connection is closed."""
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)
