@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -96,3 +97,13 @@ def test_idle_admin_connections_are_capped_and_time_out(start_server) -> None:
     finally:
         for connection in idle:
             connection.close()
+
+
+def test_a_normal_stop_logs_no_error(start_server) -> None:
+    served = start_server(WORKERS, "--workers", "2")
+    assert served.get("/")[0] == 200
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(30) == 0
+    text = served.stderr()
+    assert "Error while closing socket" not in text
+    assert not [line for line in served.log_lines() if line["level"] == "error"]

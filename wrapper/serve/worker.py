@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -63,7 +65,8 @@ class ServeWorker(Worker):  # type: ignore[misc]
         loop = _new_loop()
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(server.serve(sockets=self.sockets))
+            listeners = [_Listener(listener) for listener in self.sockets]
+            loop.run_until_complete(server.serve(sockets=listeners))  # type: ignore[arg-type]
         except SystemExit:  # uvicorn exits 3 when startup fails
             if server.started:
                 raise
@@ -78,6 +81,22 @@ class ServeWorker(Worker):  # type: ignore[misc]
         if os.getppid() != self.ppid:
             self.log.warning("the master (pid %s) is gone: stopping this worker", self.ppid)
             self._server.should_exit = True
+
+
+class _Listener:
+    """A gunicorn listener as uvicorn is given it: uvloop closes the descriptor itself when the
+    server stops, so uvicorn's own close after it is no error (gunicorn logged one per worker
+    on every normal stop)."""
+
+    def __init__(self, listener: Any) -> None:
+        self._listener = listener
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._listener, name)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.sock.close()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
