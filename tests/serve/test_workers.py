@@ -107,3 +107,52 @@ def test_a_normal_stop_logs_no_error(start_server) -> None:
     text = served.stderr()
     assert "Error while closing socket" not in text
     assert not [line for line in served.log_lines() if line["level"] == "error"]
+
+
+FRAGILE = """
+import os
+from pathlib import Path
+
+def init(context, folder):
+    marker = Path(folder, f"worker-{context.worker_id}")
+    if marker.exists():
+        raise RuntimeError(f"{marker.name} was left behind")
+    marker.write_text("ran")
+
+def handler(context, event):
+    if event.path == "/exit" and context.worker_id == "1":
+        os._exit(7)
+    return {"worker_id": context.worker_id, "pid": os.getpid()}
+"""
+
+
+def test_a_replacement_whose_init_fails_is_retried_while_the_others_serve(
+    start_server, tmp_path: Path
+) -> None:
+    folder = tmp_path / "markers"
+    folder.mkdir()
+    served = start_server(
+        FRAGILE, "--workers", "2", "--init-function", "init",
+        "--init-parameters", json.dumps({"folder": str(folder)}),
+    )  # fmt: skip
+    for _ in range(50):  # until worker 1 takes one and dies
+        try:
+            served.request("GET", "/exit")
+        except ConnectionError:
+            break
+    deadline = time.monotonic() + 30
+    while "a replacement worker could not start" not in served.stderr():
+        assert time.monotonic() < deadline, served.stderr()
+        time.sleep(0.1)
+    for _ in range(10):  # worker 0 goes on answering; the server is still ready
+        assert json.loads(served.get("/")[2])["worker_id"] == "0"
+    assert served.request("GET", "/ready", admin=True)[0] == 200
+    metrics = served.request("GET", "/metrics", admin=True)[2].decode()
+    assert "fn_wrapper_worker_start_failures_total 1.0" in metrics
+    assert "worker-1 was left behind" in served.stderr()
+    (folder / "worker-1").unlink()  # the next try (after the back-off) starts
+    deadline = time.monotonic() + 30
+    while len(set(ids_seen(served, 1).values()) | {"0"}) < 2:
+        assert time.monotonic() < deadline, served.stderr()
+        assert served.process.poll() is None
+    assert served.process.poll() is None

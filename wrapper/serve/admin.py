@@ -1,5 +1,6 @@
 """The admin endpoints, served by a thread of the gunicorn master (so they answer while every
-worker is busy): `/live`, `/ready` (every worker finished init) and `/metrics`."""
+worker is busy): `/live`, `/ready` (every worker finished its first init, then while one
+serves) and `/metrics`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-from wrapper.serve.metrics import Collector, ready_workers
+from wrapper.serve.metrics import Collector, ready_workers, started_workers
 
 log = logging.getLogger("wrapper.serve")
 
@@ -28,9 +29,18 @@ class AdminServer:
     """`/live`, `/ready` and `/metrics` on their own port, for probes and Prometheus."""
 
     def __init__(
-        self, host: str, port: int, state_dir: Path, workers: int, live: Callable[[], list[int]]
+        self,
+        host: str,
+        port: int,
+        state_dir: Path,
+        workers: int,
+        live: Callable[[], list[int]],
+        start_failures: Callable[[], int],
     ) -> None:
         self.state_dir, self.workers, self.live = state_dir, workers, live
+        self.start_failures = start_failures
+        self.served = False
+        """Every worker has finished its first init: from then on one serving worker is ready."""
         self._registry: Any = None
         admin = self
 
@@ -69,8 +79,9 @@ class AdminServer:
         if path == "/ready":
             live = self.live()
             ready = ready_workers(self.state_dir, live)
+            self.served = self.served or started_workers(self.state_dir) >= self.workers
             state = {
-                "ready": ready == self.workers == len(live),
+                "ready": self.served and ready > 0,
                 "workers": len(live),
                 "ready_workers": ready,
                 "expected_workers": self.workers,
@@ -85,7 +96,7 @@ class AdminServer:
 
         if self._registry is None:
             self._registry = CollectorRegistry()
-            self._registry.register(Collector(self.state_dir, self.live))
+            self._registry.register(Collector(self.state_dir, self.live, self.start_failures))
         return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
 
 

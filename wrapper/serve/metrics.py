@@ -100,12 +100,18 @@ def worker_died(folder: Path, pid: int) -> None:
 
 def ready_workers(folder: Path, pids: list[int]) -> int:
     """How many of the live workers `pids` finished init."""
-    return sum(1 for pid in pids if _is_ready(slot_file(folder, pid)))
+    return sum(1 for pid in pids if is_ready(folder, pid))
 
 
-def _is_ready(path: Path) -> bool:
+def started_workers(folder: Path) -> int:
+    """How many workers (live or not) have ever finished init."""
+    return sum(1 for path in folder.glob("worker-*.slots") if read_slots(path)[INIT_COUNT] > 0)
+
+
+def is_ready(folder: Path, pid: int) -> bool:
+    """Whether worker `pid` finished init (and has not died since)."""
     try:
-        return read_slots(path)[READY] == 1
+        return read_slots(slot_file(folder, pid))[READY] == 1
     except OSError:
         return False
 
@@ -113,9 +119,10 @@ def _is_ready(path: Path) -> bool:
 class Collector:
     """A prometheus_client collector summing every worker file in `folder`."""
 
-    def __init__(self, folder: Path, live: Any) -> None:
+    def __init__(self, folder: Path, live: Any, start_failures: Any) -> None:
         self.folder = folder
         self.live = live  # callable returning the live worker pids
+        self.start_failures = start_failures  # callable: workers that failed to start again
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import (
@@ -170,6 +177,11 @@ class Collector:
             ready_workers(self.folder, live),
         )
         yield GaugeMetricFamily("fn_wrapper_workers", "Live workers.", len(live))
+        yield CounterMetricFamily(
+            "fn_wrapper_worker_start_failures",
+            "Replacement workers whose init failed while others served (retried).",
+            self.start_failures(),
+        )
 
 
 def _histogram(

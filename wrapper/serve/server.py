@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -27,8 +28,8 @@ from wrapper.errors import ExitCode, SpecError, WrapperError
 from wrapper.invocation import PreparedHandler
 from wrapper.serve.admin import AdminServer
 from wrapper.serve.app import ServeApp, ServeOptions
-from wrapper.serve.metrics import worker_died
-from wrapper.serve.state import read_failure
+from wrapper.serve.metrics import is_ready, ready_workers, started_workers, worker_died
+from wrapper.serve.state import read_failure, take_failure
 from wrapper.serve.worker import ServeWorker
 
 log = logging.getLogger("wrapper.serve")
@@ -74,6 +75,7 @@ def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_di
             state_dir,
             settings.workers,
             application.live_pids,
+            application.start_failures,
         )
     except OSError as exc:
         listener.close()
@@ -92,8 +94,6 @@ def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_di
     shutil.rmtree(state_dir, ignore_errors=True)
     if failure is not None:
         raise _WorkerFailure(failure)
-    if code in (_Arbiter.WORKER_BOOT_ERROR, _Arbiter.APP_LOAD_ERROR):
-        raise WrapperError("a worker failed to start (see the log above)")
     return code
 
 
@@ -176,8 +176,16 @@ class _Application(BaseApplication):  # type: ignore[misc]
         if self.admin is not None:
             self.admin.start()
 
+    def start_failures(self) -> int:
+        """Replacement workers that failed to start (for /metrics, read by the admin thread)."""
+        arbiter = getattr(self, "arbiter", None)
+        return arbiter.start_failures if arbiter is not None else 0
+
     def _child_exit(self, arbiter: Any, worker: Any) -> None:
+        started = is_ready(self.state_dir, worker.pid)
         worker_died(self.state_dir, worker.pid)
+        if not started:
+            arbiter.start_failed(self.state_dir)
 
     def _on_exit(self, arbiter: Any) -> None:
         if self.admin is not None:
@@ -192,11 +200,65 @@ def _number_worker(arbiter: Any, worker: Any) -> None:
 
 
 class _Arbiter(Arbiter):  # type: ignore[misc]
-    """gunicorn's master, with boot-failure exit codes no user code would pick: a handler
-    calling `os._exit(3)` must cost one worker, not halt the server as a boot failure would."""
+    """gunicorn's master, judging failed starts itself (`start_failed`) rather than halting on
+    gunicorn's boot-error exit codes: a worker that cannot start before the server ever served
+    stops it (the function cannot run); a replacement that cannot start while others serve is
+    retried with back-off and reported (a log line, `fn_wrapper_worker_start_failures`).
+    Its boot-error codes are ones no process exits with, and a handler calling `os._exit(3)`
+    costs one worker."""
 
-    WORKER_BOOT_ERROR = ServeWorker.BOOT_ERROR
-    APP_LOAD_ERROR = ServeWorker.BOOT_ERROR + 1
+    WORKER_BOOT_ERROR = -1
+    APP_LOAD_ERROR = -2
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self.served = False
+        """As many workers as asked for have finished init (the function can start)."""
+        self.start_failures = 0
+        self.failures_in_a_row = 0
+        self.hold_until = 0.0
+
+    def start_failed(self, state_dir: Path) -> None:
+        """A worker exited before it finished init: halt, or retry after a back-off."""
+        serving = ready_workers(state_dir, list(self.WORKERS))
+        self.served = self.served or started_workers(state_dir) >= self.num_workers
+        alone = serving == 0 and self.failures_in_a_row >= RETRIES_WITH_NONE_SERVING
+        if not self.served or alone:
+            failure = read_failure(state_dir) or {}
+            raise HaltServer("a worker could not start", failure.get("exit_code", 1))
+        failure = take_failure(state_dir) or {}
+        self.start_failures += 1
+        self.failures_in_a_row += 1
+        delay = min(RETRY_LONGEST, RETRY_FIRST * 2 ** (self.failures_in_a_row - 1))
+        self.hold_until = time.monotonic() + delay
+        self.log.error(
+            "a replacement worker could not start (%s); %d worker(s) serve; retrying in %g s",
+            failure.get("message", "it exited during init"), serving, delay,
+        )  # fmt: skip
+
+    def manage_workers(self) -> None:
+        live = list(self.WORKERS)
+        if len(live) == self.num_workers and ready_workers(self.state_dir, live) == len(live):
+            self.served, self.failures_in_a_row = True, 0
+        super().manage_workers()
+
+    def spawn_workers(self) -> None:
+        if time.monotonic() >= self.hold_until:
+            super().spawn_workers()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.app.state_dir  # type: ignore[no-any-return]
+
+
+RETRY_FIRST = 1.0
+"""Seconds before the first new try after a replacement worker failed to start; doubled at each
+failure in a row, up to RETRY_LONGEST."""
+
+RETRY_LONGEST = 30.0
+
+RETRIES_WITH_NONE_SERVING = 5
+"""Failed starts in a row, with no worker serving, after which the server gives up (exit)."""
 
 
 class _RootLogger(glogging.Logger):  # type: ignore[misc]

@@ -3,6 +3,7 @@ spec, and why a worker could not start (gunicorn itself only says "failed to boo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -37,3 +38,11 @@ def read_failure(folder: Path) -> Optional[dict[str, Any]]:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def take_failure(folder: Path) -> Optional[dict[str, Any]]:
+    """The recorded failure, removed (a failure the server outlived is not its exit's)."""
+    failure = read_failure(folder)
+    with contextlib.suppress(OSError):
+        (folder / _NAME).unlink()
+    return failure

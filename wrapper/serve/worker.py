@@ -30,7 +30,8 @@ NOTIFY_SECONDS = 1.0
 class ServeWorker(Worker):  # type: ignore[misc]
     """Runs uvicorn's server on the sockets gunicorn bound, reporting liveness to the master."""
 
-    BOOT_ERROR = 113  # the master's WORKER_BOOT_ERROR (wrapper.serve.server._Arbiter)
+    BOOT_ERROR = 113
+    """The exit of a worker whose init failed (the master judges it: _Arbiter.start_failed)."""
 
     def init_signals(self) -> None:
         # uvicorn's server handles SIGTERM / SIGINT itself (a graceful stop); keep USR1 for logs
