@@ -12,7 +12,13 @@ USER_LOGGER = "function"
 
 
 class UserLogger(nuclio_sdk.Logger):  # type: ignore[misc]
-    """Nuclio's logger (`debug/info/warn/error`, `*_with`, `bind`) plus the stdlib spellings."""
+    """Nuclio's logger (`debug/info/warn/error`, `*_with`, `bind`) plus the stdlib spellings,
+    honouring the level of the `function` logger (by default the root's: `--log-level`)."""
+
+    def __init__(self, name: str = USER_LOGGER) -> None:
+        # nuclio-sdk's would set the shared logger's level again for every context made
+        self._logger = logging.getLogger(name)
+        self._bound_variables: dict[str, Any] = {}
 
     def warning(self, message: str, *args: Any) -> None:
         self.warn(message, *args)
@@ -62,7 +68,7 @@ def make_context(
     `on_control` (async) carries the platform's control messages, e.g. explicit stream acks;
     `reserved` holds the `project` and `run` the door gives its function.
     """
-    logger = UserLogger(logging.NOTSET, name=USER_LOGGER)
+    logger = UserLogger()
     platform = nuclio_sdk.Platform(
         platform_kind, namespace=namespace, on_control_callback=on_control
     )
