@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from typing import Any, Callable, Optional
 
 import nuclio_sdk
@@ -13,9 +14,10 @@ import pytest
 from wrapper.context import make_context
 from wrapper.errors import HTTPError, InitError, SignatureMismatch
 from wrapper.events import make_event
-from wrapper.invocation import PreparedHandler, is_coroutine_function
+from wrapper.invocation import Interruption, PreparedHandler, is_coroutine_function
 from wrapper.loader import LoadedCode
 from wrapper.logs import REQUEST_ID
+from wrapper.reply import Unawaited
 
 
 def prepared(
@@ -406,3 +408,246 @@ def test_context_logger_speaks_nuclio_and_stdlib(caplog: pytest.LogCaptureFixtur
         "stdlib spelling 1",
     ]
     assert caplog.records[0].__dict__["with"] == {"user": "ada"}
+
+
+# --- Nuclio's positional call ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def handler(ctx, event): return (ctx, event)",
+        "def handler(c, e): return (c, e)",
+        "def handler(context, evt): return (context, evt)",
+        "def handler(context, event): return (context, event)",
+        "def handler(ctx, event, /): return (ctx, event)",
+        "def handler(ctx, event, flag=True): return (ctx, event)",
+        "def handler(*args, **kwargs): return args",
+        "def handler(*args): return args",
+    ],
+)
+def test_two_required_positional_parameters_get_context_and_event_by_position(
+    source: str,
+) -> None:
+    """Nuclio calls `handler(context, event)` by position, whatever the names."""
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # the handler under test, written as a user would
+    function = prepared(namespace["handler"])
+    given = event(b"x")
+    context, passed = function.call(given)
+    assert passed is given and context is function.context
+
+
+def test_by_position_and_the_rest_by_name() -> None:
+    def handler(ctx, evt, limit=1, **rest):
+        return evt.body, limit, rest
+
+    function = prepared(handler, parameters={"limit": 5, "mode": "fast"})
+    assert function.call(event(b"x")) == (b"x", 5, {"mode": "fast"})
+
+
+def test_names_that_say_otherwise_are_not_taken_by_position() -> None:
+    with pytest.raises(SignatureMismatch, match="'ctx' get no value"):
+        prepared(lambda event, ctx: None)  # the event is not first
+    with pytest.raises(SignatureMismatch, match="'ctx' get no value"):
+        prepared(lambda ctx, limit: None, parameters={"limit": 1})  # a run value's name
+    with pytest.raises(SignatureMismatch, match="'table' get no value"):
+        prepared(lambda ctx, evt, table: None)  # three required
+    function = prepared(lambda context, limit: limit, parameters={"limit": 7})
+    assert function.call(event()) == 7  # by name: the parameter, not the event
+
+
+def test_run_values_a_positional_handler_does_not_take_are_refused() -> None:
+    with pytest.raises(SignatureMismatch) as caught:
+        prepared(lambda ctx, event: None, parameters={"speed": 3})
+    assert caught.value.message == "handler does not accept 'speed' (its arguments: ctx, event)"
+
+
+def test_in_a_job_a_positional_handler_gets_the_parameters_in_the_event() -> None:
+    function = prepared(
+        lambda ctx, event: event.body, parameters={"speed": 3}, event_parameters=True
+    )
+    assert function.call(event(b'{"speed": 3}')) == b'{"speed": 3}'
+
+
+# --- what a handler returns that is awaitable ----------------------------------------------
+
+
+def _decorated(coroutine_function: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain decorator: no functools.wraps, so the handler looks sync."""
+
+    def wrapper(*args, **kwargs):
+        return coroutine_function(*args, **kwargs)
+
+    return wrapper
+
+
+@_decorated
+async def _behind_a_decorator(context, event):
+    await asyncio.sleep(0)
+    if event.body == b"raise":
+        raise KeyboardInterrupt
+    loops = getattr(context.user_data, "loops", [])
+    context.user_data.loops = [*loops, id(asyncio.get_running_loop())]
+    return {"awaited": event.body.decode(), "request": REQUEST_ID.get()}
+
+
+def test_respond_awaits_what_a_sync_looking_handler_returns_on_one_loop() -> None:
+    function = prepared(_behind_a_decorator)
+    assert not function.needs_loop
+    first = function.respond(event(b"a", **{"X-Request-Id": "r-1"}))
+    second = function.respond(event(b"b"))
+    assert (first.status, first.body) == (200, b'{"awaited":"a","request":"r-1"}')
+    assert second.body.startswith(b'{"awaited":"b"')
+    loops = function.context.user_data.loops
+    assert len(loops) == 2 and loops[0] == loops[1]  # loop-bound objects live on between calls
+    failed = function.respond(event(b"raise"))
+    assert (failed.status, failed.failed) == (500, True)
+
+
+def test_arespond_awaits_what_any_handler_returns() -> None:
+    async def later(event):
+        await asyncio.sleep(0)
+        return event.body
+
+    def sync_looking(event):
+        return later(event)
+
+    async def async_returning(event):
+        return later(event)
+
+    for handler in (sync_looking, async_returning):
+        reply = asyncio.run(prepared(handler).arespond(event(b"z")))
+        assert (reply.status, reply.body) == (200, b"z")
+
+
+def test_a_door_with_its_own_loop_gets_the_awaitable_handed_back() -> None:
+    function = prepared(_behind_a_decorator)
+    function.hand_back_awaitables = True
+    given = event(b"h", **{"X-Request-Id": "r-h"})
+    with pytest.raises(Unawaited) as caught:
+        function.respond(given)
+    reply = asyncio.run(function.afinish(caught.value.awaitable, given))
+    assert reply.body == b'{"awaited":"h","request":"r-h"}'
+
+
+def test_an_awaitable_a_door_cannot_await_is_a_failure_without_a_warning(
+    caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    async def later():
+        return 1
+
+    function = prepared(lambda: None)
+    caplog.set_level(logging.ERROR, logger="wrapper.invocation")
+    reply = function.fail(Unawaited(later()), "r")
+    assert (reply.status, reply.failed) == (500, True)
+    assert "returned a coroutine that was not awaited" in caplog.records[0].getMessage()
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+# --- every exception is the handler's failure, but the runtime's own ------------------------
+
+
+class _Own(BaseException):
+    pass
+
+
+@pytest.mark.parametrize(
+    "raised", [KeyboardInterrupt(), SystemExit(0), GeneratorExit(), _Own("mine"), ValueError()]
+)
+def test_any_base_exception_is_a_counted_500(raised: BaseException) -> None:
+    def handler(event):
+        raise raised
+
+    async def ahandler(event):
+        raise raised
+
+    failures: list[int] = []
+    for function, respond in (
+        (prepared(handler), lambda f, e: f.respond(e)),
+        (prepared(ahandler), lambda f, e: asyncio.run(f.arespond(e))),
+    ):
+        function.on_failure = lambda: failures.append(1)
+        reply = respond(function, event(**{"X-Request-Id": "r-base"}))
+        assert (reply.status, reply.failed) == (500, True)
+        assert reply.body == b'{"error":"handler failed","request_id":"r-base"}'
+    assert len(failures) == 2  # each counted
+
+
+def test_a_generator_raising_a_base_exception_is_a_500() -> None:
+    def chunks(event):
+        yield "a"
+        raise _Own("late")
+
+    assert prepared(chunks).respond_whole(event()).status == 500
+
+
+def test_the_runtimes_interruption_goes_through() -> None:
+    class TimedOut(Interruption):
+        pass
+
+    def handler(event):
+        raise TimedOut
+
+    with pytest.raises(TimedOut):
+        prepared(handler).respond(event())
+    with pytest.raises(TimedOut):
+        asyncio.run(prepared(handler).arespond(event()))
+    with pytest.raises(TimedOut):
+        prepared(lambda: None, lambda context: handler(None)).start()
+
+
+def test_a_cancelled_error_of_the_handlers_own_is_its_failure() -> None:
+    async def handler(event):
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        task.cancel()
+        await task  # CancelledError, not this call's
+
+    if sys.version_info < (3, 11):  # a task cannot tell who cancelled it: the loop, taken
+        with pytest.raises(asyncio.CancelledError):
+            asyncio.run(prepared(handler).arespond(event()))
+        return
+    reply = asyncio.run(prepared(handler).arespond(event()))
+    assert (reply.status, reply.failed) == (500, True)
+
+
+def test_the_loop_cancelling_the_call_goes_through() -> None:
+    async def handler(event):
+        await asyncio.sleep(10)
+
+    async def call() -> None:
+        await asyncio.wait_for(prepared(handler).arespond(event()), 0.01)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(call())
+
+
+def test_a_base_exception_in_init_is_an_init_error() -> None:
+    def init(context):
+        raise _Own()
+
+    with pytest.raises(InitError, match=r"^init function raised _Own$"):
+        prepared(lambda: None, init).start()
+    with pytest.raises(InitError, match=r"^init function raised KeyboardInterrupt$"):
+        asyncio.run(_astart(lambda context: (_ for _ in ()).throw(KeyboardInterrupt)))
+
+
+# --- fn-wrapper's HTTP rules, as the core applies them -----------------------------------
+
+
+def test_a_reply_no_http_reply_can_carry_is_a_logged_counted_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    function = prepared(lambda event: (101, "switching"))
+    failures = []
+    function.on_failure = lambda: failures.append(1)
+    given = event(**{"X-Request-Id": "r-101"})
+    caplog.set_level(logging.ERROR, logger="wrapper.invocation")
+    logged_for = []
+    caplog.handler.addFilter(lambda record: logged_for.append(REQUEST_ID.get()) or True)
+    reply = function.for_http(function.respond(given), given)
+    assert (reply.status, reply.failed, len(failures)) == (500, True, 1)
+    assert reply.body == b'{"error":"handler failed","request_id":"r-101"}'
+    (record,) = caplog.records
+    assert "BadResponse: status 101: a reply's status is from 200 to 599" in record.getMessage()
+    assert logged_for == ["r-101"] and REQUEST_ID.get() is None  # the log line names the request

@@ -21,12 +21,14 @@ import wrapper
 from wrapper.reply import (
     BadResponse,
     Reply,
+    Unawaited,
     chunk_content_type,
     collect,
     collect_async,
     dump_json,
     encode_chunk,
     error_reply,
+    for_http,
     to_reply,
 )
 
@@ -519,3 +521,165 @@ def test_reply_defaults_and_repr() -> None:
     assert second.headers == {}  # no shared mutable default
     assert repr(Reply(201, b"abc", JSON)) == "Reply(201, 'application/json', 3 bytes)"
     assert "stream" in repr(Reply(stream=iter(())))
+
+
+# --- one conversion -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        lambda body: (201, body),
+        lambda body: nuclio_sdk.Response(body=body, status_code=201),
+        lambda body: to_reply(body, 201, whole=False),
+    ],
+    ids=["tuple", "Response", "body"],
+)
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        ("text", TEXT, b"text"),
+        (b"\x00", OCTETS, b"\x00"),
+        (bytearray(b"ba"), OCTETS, b"ba"),
+        ({"a": 1}, JSON, b'{"a":1}'),
+        ([1], JSON, b"[1]"),
+        (None, None, b""),
+        (7, TEXT, b"7"),
+        ((404, "inner"), TEXT, b"(404, 'inner')"),  # a body is never itself a status tuple
+    ],
+    ids=repr,
+)
+def test_a_body_converts_the_same_in_every_row(
+    wrapped: Any, body: Any, content_type: Any, expected: bytes
+) -> None:
+    """The table is written once: the rows of a tuple, a Response and a bare body agree
+    (a Response's default text/plain aside, which labels every body it does not call JSON)."""
+    value = wrapped(body)
+    reply = value if isinstance(value, Reply) else to_reply(value)
+    assert (reply.status, reply.body) == (201, expected)
+    if isinstance(value, nuclio_sdk.Response) and content_type != JSON:
+        content_type = "text/plain"
+    assert reply.content_type == content_type
+
+
+def test_a_response_whose_body_is_a_response_is_text() -> None:
+    inner = nuclio_sdk.Response(body="inner", status_code=404)
+    reply = to_reply(nuclio_sdk.Response(body=inner, status_code=202))
+    assert reply.status == 202 and reply.body == str(inner).encode()
+
+
+def test_an_awaitable_is_not_a_value_yet() -> None:
+    async def later() -> str:
+        return "x"
+
+    pending = later()
+    with pytest.raises(Unawaited, match="returned a coroutine that was not awaited") as caught:
+        to_reply(pending)
+    assert caught.value.awaitable is pending and isinstance(caught.value, TypeError)
+    assert asyncio.run(caught.value.awaitable) == "x"
+
+
+# --- fn-wrapper's HTTP rules ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 201, 299, 404, 500, 599])
+def test_for_http_keeps_a_final_status(status: int) -> None:
+    assert for_http(Reply(status, b"x", TEXT)).status == status
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (100, "status 100: a reply's status is from 200 to 599 (a 1xx status is not a final"),
+        (101, "status 101: a reply's status is from 200 to 599 (a 1xx"),
+        (199, "status 199: a reply's status is from 200 to 599 (a 1xx"),
+        (600, "status 600: a reply's status is from 200 to 599"),
+        (0, "status 0: a reply's status is from 200 to 599"),
+    ],
+)
+def test_for_http_refuses_a_status_outside_200_to_599(status: int, message: str) -> None:
+    with pytest.raises(BadResponse, match=f"^{re.escape(message)}"):
+        for_http(to_reply((status, "x")) if status in (100, 101, 199) else Reply(status))
+
+
+def test_for_http_drops_framing_and_hop_by_hop_headers_whatever_their_case() -> None:
+    given = {
+        "Content-Length": "3",
+        "transfer-encoding": "chunked",
+        "CONNECTION": "close",
+        "Keep-Alive": "timeout=5",
+        "Proxy-Connection": "close",
+        "TE": "trailers",
+        "Trailer": "X-T",
+        "Upgrade": "h2c",
+        "X-Kept": "1",
+        "Set-Cookie": "a=b",
+    }
+    reply = for_http(to_reply(nuclio_sdk.Response(body="hello", headers=given)))
+    assert reply.headers == {"X-Kept": "1", "Set-Cookie": "a=b"}
+    assert (reply.body, reply.content_type) == (b"hello", "text/plain")
+
+
+def test_for_http_makes_a_content_type_header_the_content_type() -> None:
+    response = nuclio_sdk.Response(body={"a": 1}, headers={"content-type": "application/x+json"})
+    reply = for_http(to_reply(response))
+    assert (reply.content_type, reply.headers) == ("application/x+json", {})
+
+
+def test_for_http_on_echoed_request_headers() -> None:
+    """Nuclio's `Response(headers=event.headers)`: the request's framing is not the reply's."""
+    request = {"Content-Length": "8", "Content-Type": "application/json", "Host": "h", "X-A": "1"}
+    reply = for_http(to_reply(nuclio_sdk.Response(body="echo", headers=request)))
+    assert reply.headers == {"Host": "h", "X-A": "1"}
+    assert (reply.content_type, reply.body) == ("application/json", b"echo")
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"X-A": "a\x01b"}, "header X-A: value 'a\\x01b' holds a control character"),
+        ({"X-A": "a\r\nSet-Cookie: x"}, "header X-A: value 'a\\r\\nSet-Cookie: x' holds"),
+        ({"X-A": "\x00"}, "header X-A: value '\\x00' holds a control character"),
+        ({"X-A": "\x7f"}, "header X-A: value '\\x7f' holds a control character"),
+        ({"X-A": "x" * 200 + "\n"}, "header X-A: value '" + "x" * 100 + "'… holds"),
+        ({"X\nA": "v"}, "header name 'X\\nA': not an HTTP token"),
+        ({"X A": "v"}, "header name 'X A': not an HTTP token"),
+        ({"X(A)": "v"}, "header name 'X(A)': not an HTTP token"),
+        ({"": "v"}, "header name '': not an HTTP token"),
+        ({"Clé": "v"}, "header name 'Clé': not an HTTP token"),
+    ],
+)
+def test_for_http_refuses_control_characters_and_names_that_are_not_tokens(
+    headers: dict[str, str], message: str
+) -> None:
+    with pytest.raises(BadResponse, match=f"^{re.escape(message)}"):
+        for_http(to_reply(nuclio_sdk.Response(body="x", headers=headers)))
+
+
+def test_for_http_refuses_a_control_character_in_the_content_type() -> None:
+    reply = to_reply(nuclio_sdk.Response(body="x", content_type="text/html\r\nX-A: 1"))
+    with pytest.raises(BadResponse, match=r"^content type 'text/html\\r\\nX-A: 1': holds a"):
+        for_http(reply)
+
+
+def test_for_http_allows_a_tab_and_latin_1_in_a_value() -> None:
+    reply = for_http(to_reply(nuclio_sdk.Response(body="x", headers={"X-A": "a\tb é"})))
+    assert reply.headers == {"X-A": "a\tb é"}
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_for_http_gives_204_and_304_no_body(status: int) -> None:
+    assert for_http(to_reply((status, "some body"))).body == b""
+    streamed = for_http(to_reply((status, (c for c in "ab"))))
+    assert (streamed.body, streamed.stream) == (b"", None)
+
+
+def test_for_http_leaves_a_plain_reply_as_it_is() -> None:
+    reply = to_reply({"a": 1})
+    assert for_http(reply) is reply
+    assert (reply.status, reply.body, reply.content_type, reply.headers) == (
+        200,
+        b'{"a":1}',
+        JSON,
+        {},
+    )

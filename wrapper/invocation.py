@@ -11,19 +11,20 @@ from wrapper.errors import InitError, SignatureMismatch
 from wrapper.loader import LoadedCode, user_traceback
 from wrapper.logs import REQUEST_ID
 from wrapper.reply import (
-    OCTETS,
-    TEXT,
     BadResponse,
     Reply,
+    Unawaited,
     collect,
     collect_async,
     error_reply,
+    for_http,
     is_deliberate,
     to_reply,
 )
 from wrapper.signature import (
     NAMED,
     POSITIONAL,
+    POSITIONAL_ONLY,
     VAR_KEYWORD,
     VAR_POSITIONAL,
     Param,
@@ -38,6 +39,11 @@ RESERVED = ("context", "event", "project", "run")
 """Argument names the runtime fills itself when a handler declares them."""
 
 _EVENT = object()
+
+
+class Interruption(BaseException):
+    """The runtime stopping a call (serve's timeout, a job's stop signal): raised into the
+    handler, it is never the handler's failure, so no door answers it as one."""
 
 
 class PreparedHandler:
@@ -70,8 +76,12 @@ class PreparedHandler:
         )
         self._init = plan_init(code.init, code.init_name, context, dict(init_parameters or {}))
         self._started = False
+        self._loop: Any = None  # the loop `respond` awaits returned awaitables on, once needed
         self.on_failure: Optional[Callable[[], None]] = None
         """Called each time a handler call fails (a door counts it)."""
+        self.hand_back_awaitables = False
+        """Set by a door that awaits on its own event loop what a sync-looking handler returns:
+        `respond` then raises Unawaited for it to `afinish`, rather than awaiting it itself."""
 
     def start(self) -> None:
         """Run the init function once (an `async def` one in a fresh event loop)."""
@@ -81,7 +91,9 @@ class PreparedHandler:
                 import asyncio  # only for an async init: a sync function never loads asyncio
 
                 asyncio.run(_awaited(result))
-        except (Exception, SystemExit) as exc:  # sys.exit() in init is a failed init too
+        except BaseException as exc:  # sys.exit() in init is a failed init too
+            if isinstance(exc, Interruption):
+                raise
             raise _init_failed(exc) from None
 
     async def astart(self) -> None:
@@ -90,7 +102,9 @@ class PreparedHandler:
             result = self._init_once()
             if isinstance(result, Awaitable):
                 await result
-        except (Exception, SystemExit) as exc:  # sys.exit() in init is a failed init too
+        except BaseException as exc:  # sys.exit() in init is a failed init too
+            if stopped_by_runtime(exc, in_loop=True):
+                raise
             raise _init_failed(exc) from None
 
     def _init_once(self) -> Any:
@@ -106,33 +120,78 @@ class PreparedHandler:
         return self._call(event)
 
     def respond(self, event: Any) -> Reply:
-        """Call a sync handler and convert the outcome to a Reply (errors included)."""
+        """Call the handler outside an event loop and convert the outcome to a Reply (errors
+        included). An awaitable it returns is awaited on a loop of this handler's own, kept
+        between calls (or handed back: `hand_back_awaitables`)."""
         token = REQUEST_ID.set(event.id)
         try:
-            result = self._call(event)
-            kind = type(result)  # the commonest results are converted inline
-            if kind is str:
-                return Reply(200, result.encode(), TEXT)
-            if kind is bytes:
-                return Reply(200, result, OCTETS)
-            return to_reply(result)
-        except (Exception, SystemExit) as exc:
+            return to_reply(self._call(event))
+        except Unawaited as returned:
+            if self.hand_back_awaitables:
+                raise
+            return self._settled(returned.awaitable, event)
+        except BaseException as exc:
+            if isinstance(exc, Interruption):
+                raise
             return self.fail(exc, event.id)
         finally:
             REQUEST_ID.reset(token)
 
+    def _settled(self, awaitable: Any, event: Any) -> Reply:
+        """The reply for an awaitable the handler returned, awaited on this handler's loop."""
+        try:
+            if self._loop is None:
+                import asyncio
+
+                self._loop = asyncio.new_event_loop()
+            return to_reply(self._loop.run_until_complete(_awaited(awaitable)))
+        except BaseException as exc:
+            if isinstance(exc, Interruption):
+                raise
+            return self.fail(exc, event.id)
+
     async def arespond(self, event: Any) -> Reply:
-        """Call the handler (awaiting it if it is async) and convert the outcome to a Reply."""
+        """Call the handler (awaiting it if it is async, and what it returns if that is
+        awaitable) and convert the outcome to a Reply."""
         token = REQUEST_ID.set(event.id)
         try:
             result = self._call(event)
             if self.is_async:
                 result = await result
-            return to_reply(result)
-        except (Exception, SystemExit) as exc:
+            try:
+                return to_reply(result)
+            except Unawaited as returned:
+                return to_reply(await returned.awaitable)
+        except BaseException as exc:
+            if stopped_by_runtime(exc, in_loop=True):
+                raise
             return self.fail(exc, event.id)
         finally:
             REQUEST_ID.reset(token)
+
+    async def afinish(self, awaitable: Any, event: Any) -> Reply:
+        """The reply for an awaitable that `respond` handed back, awaited in the running loop."""
+        token = REQUEST_ID.set(event.id)
+        try:
+            return to_reply(await awaitable)
+        except BaseException as exc:
+            if stopped_by_runtime(exc, in_loop=True):
+                raise
+            return self.fail(exc, event.id)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def for_http(self, reply: Reply, event: Any) -> Reply:
+        """`reply` made valid HTTP/1.1 for fn-wrapper's doors (`reply.for_http`); one that
+        cannot be is the handler's failure: 500 with the request id, logged and counted."""
+        try:
+            return for_http(reply)
+        except BadResponse as exc:
+            token = REQUEST_ID.set(event.id)  # the log record names the request
+            try:
+                return self.fail(exc, event.id)
+            finally:
+                REQUEST_ID.reset(token)
 
     def respond_whole(self, event: Any) -> Reply:
         """Like `respond`, with a streamed result collected into one body."""
@@ -143,7 +202,9 @@ class PreparedHandler:
         """A streamed (sync) reply of `respond` with its chunks collected into one body."""
         try:
             return _with_body(reply, collect(reply.stream))  # type: ignore[arg-type]
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:
+            if isinstance(exc, Interruption):
+                raise
             return self.fail(exc, event.id)
 
     async def arespond_whole(self, event: Any) -> Reply:
@@ -155,13 +216,17 @@ class PreparedHandler:
         try:
             whole = await collect_async(stream) if hasattr(stream, "__anext__") else collect(stream)
             return _with_body(reply, whole)
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:
+            if stopped_by_runtime(exc, in_loop=True):
+                raise
             return self.fail(exc, event.id)
 
     def fail(self, exc: BaseException, request_id: str) -> Reply:
         """The reply for a call that raised, marked failed; an unexpected error (or a
         deliberate one whose status or content type cannot be sent) is logged and counted."""
         reply = None
+        if isinstance(exc, Unawaited):  # a door that cannot await it: no "never awaited" warning
+            getattr(exc.awaitable, "close", lambda: None)()
         if is_deliberate(exc):
             try:
                 reply = error_reply(exc, request_id, self.debug)
@@ -194,10 +259,26 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
+def stopped_by_runtime(exc: BaseException, in_loop: bool = False) -> bool:
+    """Whether `exc` is the runtime's own interruption of a call, not the handler failing:
+    an Interruption, or (`in_loop`) a CancelledError because the loop cancelled this task
+    (serve's timeout, asyncio.run on SIGINT), not one the handler raised or got from a task of
+    its own. Before Python 3.11 a task does not say so: every CancelledError is the loop's."""
+    if isinstance(exc, Interruption):
+        return True
+    if not in_loop:
+        return False
+    import asyncio  # loaded already: this runs in a loop
+
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is None or cancelling() > 0
+
+
 def _init_failed(exc: BaseException) -> InitError:
-    return InitError(
-        f"init function raised {type(exc).__name__}: {exc}", details=user_traceback(exc)
-    )
+    raised = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return InitError(f"init function raised {raised}", details=user_traceback(exc))
 
 
 def plan_call(
@@ -208,10 +289,12 @@ def plan_call(
     inputs: Mapping[str, Any],
     event_parameters: bool = False,
 ) -> Callable[[Any], Any]:
-    """Build `call(event)` filling the handler's arguments by name, decided once, here.
+    """Build `call(event)` filling the handler's arguments, decided once, here.
 
-    `reserved` holds the runtime's values besides the context (project, run), each read only
-    when the handler names it (a door makes them on first use). With
+    By name: `context`, `event`, the `reserved` values besides the context (project, run:
+    each read only when the handler names it, a door makes them on first use), then the run's
+    parameters and inputs. A handler shaped as Nuclio's (`_called_as_nuclio`) gets the context
+    and the event by position, as Nuclio calls it, and the rest by name. With
     `event_parameters` (the job door: the run's parameters are also the event's body), a
     handler that takes only runtime-filled arguments (`handler(context, event)`, Nuclio's
     `handler(ctx, evt)`) is not given them as arguments. `event` is the only value that
@@ -219,8 +302,9 @@ def plan_call(
     """
     params = parameters(handler, "handler")
     values = {**run_parameters, **inputs}
-    if event_parameters and _runtime_filled(handler, params, values):
+    if event_parameters and _runtime_filled(params, values):
         values = dict(inputs)
+    as_nuclio = _called_as_nuclio(params, values)
     fills: list[tuple[int, Param, Any]] = []
     missing: list[str] = []
     takes_kwargs = False
@@ -228,7 +312,11 @@ def plan_call(
         if param.kind == VAR_KEYWORD:
             takes_kwargs = True
         elif param.kind == VAR_POSITIONAL:
-            continue
+            if as_nuclio and index == 0:  # handler(*args, **kwargs): a plain decorator's
+                fills.append((0, Param("*context", POSITIONAL_ONLY, True), context))
+                fills.append((1, Param("*event", POSITIONAL_ONLY, True), _EVENT))
+        elif as_nuclio and index < 2:
+            fills.append((index, param, _EVENT if index else context))
         elif param.name == "event":
             fills.append((index, param, _EVENT))
         elif param.name == "context":
@@ -244,16 +332,13 @@ def plan_call(
             fills.append((index, param, values[param.name]))
         elif param.required:
             missing.append(param.name)
-    named = {p.name for _, p, _ in fills}
-    first_is_context = not named or (named == {"context"} and params[0].name == "context")
-    if missing and first_is_context and not values and _nuclio_shaped(handler):
-        return functools.partial(handler, context)  # (ctx, evt), (context, events)
     if missing:
         raise SignatureMismatch(
             f"handler argument(s) {', '.join(map(repr, missing))} get no value: not one of "
             f"{', '.join(RESERVED)}, not an input and not a parameter"
             + (f" (given: {', '.join(sorted(values))})" if values else "")
         )
+    named = {p.name for _, p, _ in fills}
     rest = {k: v for k, v in values.items() if k not in named}
     if rest and not takes_kwargs:
         accepted = ", ".join(p.name for p in params) or "none"
@@ -305,24 +390,39 @@ def _general_caller(
     return call
 
 
-def _runtime_filled(
-    handler: Callable[..., Any], params: list[Param], values: Mapping[str, Any]
-) -> bool:
+def _runtime_filled(params: list[Param], values: Mapping[str, Any]) -> bool:
     """A handler that takes the event and otherwise only the runtime's arguments (reserved
-    names, or Nuclio's two positional ones under names no value has), with no **kwargs."""
+    names, or Nuclio's two positional ones), with no **kwargs."""
     if any(p.kind == VAR_KEYWORD for p in params):
         return False
-    named = {p.name for p in params if p.kind != VAR_POSITIONAL}
-    if "event" in named and named <= set(RESERVED):
+    as_nuclio = _called_as_nuclio(params, values)
+    named = {
+        p.name
+        for index, p in enumerate(params)
+        if p.kind != VAR_POSITIONAL and not (as_nuclio and index < 2)
+    }
+    return (as_nuclio or "event" in named) and named <= set(RESERVED)
+
+
+def _called_as_nuclio(params: list[Param], values: Mapping[str, Any]) -> bool:
+    """Whether the handler is called `handler(context, event)` by position, as Nuclio calls
+    it: its first two parameters are positional and its only required ones, and their names
+    do not say otherwise (the first is `context` or a name nothing else fills, the second
+    `event` or such a name: `(ctx, evt)`, `(ctx, event)`, `(context, events)`, not
+    `(event, ctx)`); or it takes `*args` and no other positional parameter (a decorator's
+    `wrapper(*args, **kwargs)`)."""
+    if params and params[0].kind == VAR_POSITIONAL:
         return True
-    return _nuclio_shaped(handler) and not named & {*values, *RESERVED}
-
-
-def _nuclio_shaped(handler: Callable[..., Any]) -> bool:
-    """`def handler(ctx, evt)` with other names: called positionally as Nuclio does."""
-    params = parameters(handler, "handler")
-    required = [p for p in params if p.kind in POSITIONAL and p.required]
-    return len(required) == 2 and all(p.kind in POSITIONAL for p in params[:2])
+    required = [p for p in params if p.required]
+    if len(required) != 2 or params[:2] != required:
+        return False
+    first, second = required
+    if first.kind not in POSITIONAL or second.kind not in POSITIONAL:
+        return False
+    taken = {*RESERVED, *values}
+    return (first.name == "context" or first.name not in taken) and (
+        second.name == "event" or second.name not in taken
+    )
 
 
 def plan_init(

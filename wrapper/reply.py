@@ -6,8 +6,9 @@ import base64
 import datetime
 import json
 import math
+import re
 import types
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import PurePath
 from typing import Any, Optional, Union
 
@@ -55,41 +56,51 @@ class Reply:
         return f"Reply({self.status}, {self.content_type!r}, {kind})"
 
 
-def to_reply(value: Any) -> Reply:
-    """Convert a handler's return value to a Reply."""
+def to_reply(value: Any, status: int = 200, whole: bool = True) -> Reply:
+    """Convert a handler's return value to a Reply: the one place the table is written.
+
+    The commonest results come first, by exact type. `status` and `whole` are the table's own
+    recursion: the body of a `(status, body)` or of a Response is converted with that status
+    and is never itself a status tuple or a Response (then it is text, as any other object).
+    An awaitable is no value yet: Unawaited, for the caller to await it (PreparedHandler does).
+    """
     kind = type(value)
     if kind is str:
-        return Reply(200, value.encode(), TEXT)
+        return Reply(status, value.encode(), TEXT)
     if kind is bytes:
-        return Reply(200, value, OCTETS)
+        return Reply(status, value, OCTETS)
     if kind is dict or kind is list:
-        return Reply(200, dump_json(value), JSON)
+        return Reply(status, dump_json(value), JSON)
     if value is None:
-        return Reply(200, b"", None)
-    if isinstance(value, nuclio_sdk.Response):
-        return _from_nuclio_response(value)
-    if isinstance(value, tuple) and len(value) == 2 and _is_status(value[0]):
-        reply = _body_reply(value[1])
-        reply.status = value[0]
-        return reply
+        return Reply(status)
+    if whole:
+        if kind is tuple and len(value) == 2 and _is_status(value[0]):
+            return to_reply(value[1], value[0], whole=False)
+        if isinstance(value, nuclio_sdk.Response):
+            return _from_nuclio_response(value)
+    if isinstance(value, str):
+        return Reply(status, value.encode(), TEXT)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return Reply(status, bytes(value), OCTETS)
+    if isinstance(value, (dict, list)):
+        return Reply(status, dump_json(value), JSON)
     if isinstance(value, (types.GeneratorType, types.AsyncGeneratorType)):
-        return Reply(200, b"", None, stream=value)
-    return _body_reply(value)
+        return Reply(status, stream=value)
+    if whole and isinstance(value, Awaitable):
+        raise Unawaited(value)
+    return Reply(status, str(value).encode(), TEXT)
 
 
-def _body_reply(body: Any) -> Reply:
-    """A 200 reply for a body of any type (the table's rows without status or headers)."""
-    if isinstance(body, str):
-        return Reply(200, body.encode(), TEXT)
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        return Reply(200, bytes(body), OCTETS)
-    if isinstance(body, (dict, list)):
-        return Reply(200, dump_json(body), JSON)
-    if body is None:
-        return Reply(200, b"", None)
-    if isinstance(body, (types.GeneratorType, types.AsyncGeneratorType)):
-        return Reply(200, b"", None, stream=body)
-    return Reply(200, str(body).encode(), TEXT)
+class Unawaited(TypeError):
+    """A handler returned an awaitable (an async function behind a plain decorator): its
+    value is what to convert, once awaited; a door that cannot await it answers 500."""
+
+    def __init__(self, awaitable: Any) -> None:
+        super().__init__(
+            f"the handler returned a {type(awaitable).__name__} that was not awaited: "
+            "declare it `async def`, or keep functools.wraps on its decorator"
+        )
+        self.awaitable = awaitable
 
 
 class BadResponse(ValueError):
@@ -97,11 +108,11 @@ class BadResponse(ValueError):
 
 
 def _from_nuclio_response(response: Any) -> Reply:
-    reply = _body_reply(response.body)
+    status = _status(response.status_code, "Response.status_code")
+    reply = to_reply(response.body, status, whole=False)
     given = _content_type(response.content_type, "Response.content_type")
     if given and not (given == "text/plain" and reply.content_type == JSON):
         reply.content_type = given  # Response's default text/plain does not relabel JSON
-    reply.status = _status(response.status_code, "Response.status_code")
     headers = response.headers or {}
     if not isinstance(headers, dict):
         raise BadResponse(
@@ -132,6 +143,72 @@ def _content_type(value: Any, field: str) -> Optional[str]:
     if value is not None and not isinstance(value, str):
         raise BadResponse(f"{field}: expected a str, got {type(value).__name__}")
     return value or None
+
+
+SERVER_HEADERS = frozenset(
+    (
+        "connection",
+        "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    )
+)
+"""Headers that frame a message or belong to one connection (RFC 9112 §6, RFC 9110 §7.6.1):
+in fn-wrapper's doors they are the server's, and a handler's are dropped."""
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""What no header value may hold: the control characters (a tab is allowed, as HTTP allows)."""
+
+_PLAIN_TYPES = frozenset((TEXT, OCTETS, JSON, NDJSON))
+
+
+def for_http(reply: Reply) -> Reply:
+    """`reply` as fn-wrapper's doors send it, valid HTTP/1.1 whatever the handler gave (DESIGN
+    §4): a handler's framing headers dropped, its Content-Type header the reply's content
+    type, no body on 204 and 304. BadResponse for what no reply can carry: a status outside
+    200-599 (a 1xx is no final reply), a header name that is not a token, a control character
+    in a header value or the content type. (HEAD is the server's: the length is sent, the body
+    not.) The nuclio door does not use this: the processor frames its own replies."""
+    status = reply.status
+    if not 200 <= status <= 599:
+        raise BadResponse(
+            f"status {status!r}: a reply's status is from 200 to 599"
+            + (" (a 1xx status is not a final reply)" if 100 <= status <= 199 else "")
+        )
+    if reply.headers:
+        reply.headers = _http_headers(reply)
+    given = reply.content_type
+    if given is not None and given not in _PLAIN_TYPES and _CONTROL.search(given):
+        raise BadResponse(f"content type {_shown(given)}: holds a control character")
+    if status == 204 or status == 304:
+        reply.body, reply.stream = b"", None
+    return reply
+
+
+def _http_headers(reply: Reply) -> dict[str, str]:
+    """The handler's headers without the server's; a Content-Type moves to the content type."""
+    headers = {}
+    for name, value in reply.headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise BadResponse(f"header name {_shown(name)}: not an HTTP token")
+        if _CONTROL.search(value):
+            raise BadResponse(f"header {name}: value {_shown(value)} holds a control character")
+        lower = name.lower()
+        if lower == "content-type":
+            reply.content_type = value or None
+        elif lower not in SERVER_HEADERS:
+            headers[name] = value
+    return headers
+
+
+def _shown(text: str, limit: int = 100) -> str:
+    """`text` as a log may show it: repr, cut to `limit` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
 
 
 def is_deliberate(exc: BaseException) -> bool:
@@ -167,8 +244,7 @@ def error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Rep
 
 
 def _status_reply(status: int, body: Any, content_type: Optional[str]) -> Reply:
-    reply = _body_reply(body)
-    reply.status = status
+    reply = to_reply(body, status, whole=False)
     if content_type:
         reply.content_type = content_type
     return reply

@@ -367,6 +367,87 @@ def test_http_error_answers_with_its_status(run_cli: Any) -> None:
     assert "< 409" in result.stderr.decode().splitlines()
 
 
+@pytest.mark.parametrize(
+    "raised",
+    ["KeyboardInterrupt", "SystemExit(0)", "GeneratorExit", "Own('mine')"],
+)
+@pytest.mark.parametrize("kind", ["def", "async def"])
+def test_any_base_exception_from_the_handler_exits_1_with_the_short_message(
+    run_cli: Any, raised: str, kind: str
+) -> None:
+    """The handler failed (DESIGN §5): the 500 body, the log record; no raw traceback."""
+    code = f"class Own(BaseException):\n    pass\n\n{kind} handler(event):\n    raise {raised}\n"
+    result = run_cli("invoke", "--code", code, "--header", "X-Request-Id: r-base")
+    stderr = result.stderr.decode()
+    assert result.returncode == ExitCode.HANDLER_FAILED, stderr
+    assert json.loads(result.stdout) == {"error": "handler failed", "request_id": "r-base"}
+    (record,) = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert record["request_id"] == "r-base"
+    assert record["message"].startswith(f"handler handler failed: {raised.split('(')[0]}")
+    assert "internal error" not in stderr
+    assert not [line for line in stderr.splitlines() if line.startswith(PYTHON_TRACEBACK)]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def handler(ctx, event):\n    return {'ctx': type(ctx).__name__, 'path': event.path}\n",
+        "def handler(c, e):\n    return {'ctx': type(c).__name__, 'path': e.path}\n",
+        "import functools\n\n"
+        "def plain(function):\n"
+        "    def wrapper(*args, **kwargs):\n"
+        "        return function(*args, **kwargs)\n"
+        "    return wrapper\n\n"
+        "@plain\n"
+        "async def handler(context, event):\n"
+        "    return {'ctx': type(context).__name__, 'path': event.path}\n",
+    ],
+    ids=["ctx-event", "c-e", "async-behind-a-plain-decorator"],
+)
+def test_nuclio_shaped_and_decorated_async_handlers(run_cli: Any, code: str) -> None:
+    """Called `handler(context, event)` by position; a returned coroutine is awaited."""
+    result = run_cli("invoke", "--code", code, "--path", "/p")
+    assert ok_json(result) == {"ctx": "Context", "path": "/p"}
+
+
+@pytest.mark.parametrize(
+    ("returned", "exit_code", "body"),
+    [
+        ("(204, 'some body')", ExitCode.COMPLETED, b""),
+        ("(304, 'some body')", ExitCode.COMPLETED, b""),
+        ("(101, 'x')", ExitCode.HANDLER_FAILED, None),
+        ("context.Response(status_code=600)", ExitCode.HANDLER_FAILED, None),
+        ("context.Response(headers={'X-A': 'a\\x01b'})", ExitCode.HANDLER_FAILED, None),
+    ],
+)
+def test_the_reply_is_the_one_serve_would_send(
+    run_cli: Any, returned: str, exit_code: ExitCode, body: Any
+) -> None:
+    code = f"def handler(context, event):\n    return {returned}\n"
+    result = run_cli("invoke", "--code", code, "--header", "X-Request-Id: r-http")
+    assert result.returncode == exit_code, result.stderr.decode()
+    if body is None:
+        assert json.loads(result.stdout) == {"error": "handler failed", "request_id": "r-http"}
+    else:
+        assert result.stdout == body
+
+
+def test_verbose_shows_the_headers_serve_would_send(run_cli: Any) -> None:
+    code = (
+        "def handler(context, event):\n"
+        "    return context.Response(body='<b>', headers={'Content-Type': 'text/html',\n"
+        "        'Content-Length': '99', 'Connection': 'close', 'X-Kept': '1'})\n"
+    )
+    result = run_cli("invoke", "--code", code, "--verbose", "--method", "HEAD")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b""  # HEAD: no body, as serve
+    assert result.stderr.decode().splitlines()[:3] == [
+        "< 200",
+        "< Content-Type: text/html",
+        "< X-Kept: 1",
+    ]
+
+
 GOOD = "def handler(event):\n    return 'ok'\n"
 
 

@@ -357,3 +357,79 @@ def test_a_store_that_cannot_be_opened_is_named(start_server, tmp_path: Path) ->
     served = start_server(STORE_FUNCTION, "--workers", "1", "--store", str(tmp_path / "file"))
     assert served.request("POST", "/notes", body=b"x")[0] == 500
     assert "--store" in served.stderr() and "AttributeError" not in served.stderr()
+
+
+RAISES = """
+import asyncio, os, time
+
+class Own(BaseException):
+    pass
+
+RAISED = {"/keyboard": KeyboardInterrupt, "/exit": SystemExit,
+          "/generator-exit": GeneratorExit, "/own": Own}
+
+
+async def later(path):
+    await asyncio.sleep(0)
+    if path in RAISED:
+        raise RAISED[path]("x")
+    if path == "/sleep":
+        await asyncio.sleep(30)
+    return {"awaited": path, "pid": os.getpid()}
+
+
+def plain(function):  # a decorator without functools.wraps: the signature is (*args, **kwargs)
+    def wrapper(*args, **kwargs):
+        return function(*args, **kwargs)
+    return wrapper
+"""
+
+HANDLERS = {
+    "sync": "def handler(ctx, event):  # Nuclio's names: called by position\n"
+    "    path = event.path\n"
+    "    if path in RAISED:\n"
+    "        raise RAISED[path]('x')\n"
+    "    return later(path)  # a sync-looking handler returning a coroutine\n",
+    "async": "async def handler(c, e):\n"
+    "    if e.path in RAISED:\n"
+    "        raise RAISED[e.path]('x')\n"
+    "    return later(e.path)  # and an async one returning one, awaited too\n",
+    "decorated": "@plain\nasync def handler(context, event):\n    return await later(event.path)\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("variant", "args"),
+    [
+        ("sync", ()),
+        ("sync", ("--concurrency", "2")),
+        ("async", ()),
+        ("decorated", ()),
+        ("decorated", ("--concurrency", "2")),
+    ],
+)
+def test_any_base_exception_is_the_handlers_failure_and_awaitables_are_awaited(
+    start_server, variant: str, args: tuple[str, ...]
+) -> None:
+    """KeyboardInterrupt, SystemExit, GeneratorExit or a user's own BaseException: 500 with the
+    request id, counted; a returned awaitable is awaited; `(ctx, event)` is called by position."""
+    served = start_server(RAISES + HANDLERS[variant], "--workers", "1", "--timeout", "2", *args)
+    for path in ("/keyboard", "/exit", "/generator-exit", "/own"):
+        request_id = f"r{path.replace('/', '-')}"
+        status, headers, body = served.get(path, headers={"X-Request-Id": request_id})
+        assert status == 500, (path, body)
+        assert json.loads(body) == {"error": "handler failed", "request_id": request_id}
+        assert headers["x-request-id"] == request_id
+    assert served.metrics()["fn_wrapper_handler_errors_total"] == 4
+    status, _, body = served.get("/fine")
+    assert status == 200 and json.loads(body)["awaited"] == "/fine"
+    pid = json.loads(body)["pid"]
+    if variant != "sync":  # an awaited call past the timeout is cancelled: no recycling
+        status, _, body = served.get("/sleep", headers={"X-Request-Id": "r-sleep"})
+        assert (status, json.loads(body)) == (
+            504,
+            {"error": "handler timed out", "request_id": "r-sleep"},
+        )
+        assert json.loads(served.get("/fine")[2])["pid"] == pid
+    records = [r for r in served.log_lines() if r.get("request_id") == "r-own"]
+    assert records and "Own: x" in records[0]["message"]

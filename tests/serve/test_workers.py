@@ -106,7 +106,8 @@ def test_a_normal_stop_logs_no_error(start_server) -> None:
     assert served.process.wait(30) == 0
     text = served.stderr()
     assert "Error while closing socket" not in text
-    assert not [line for line in served.log_lines() if line["level"] == "error"]
+    errors = [line["message"] for line in served.log_lines() if line["level"] == "error"]
+    assert [m for m in errors if "was sent SIGTERM" not in m] == []  # older gunicorns say so
 
 
 FRAGILE = """

@@ -22,7 +22,11 @@ OPTIONS = (
 
 
 def run(settings: Settings) -> int:
-    """Load the function, run init, send one event, print the body; exit 1 on a 5xx status."""
+    """Load the function, run init, send one event, print the body; exit 1 on a 5xx status.
+
+    The reply is the one serve would send (`for_http`); whatever the handler raises (any
+    BaseException) is its failure: the 500 body, the log record, exit 1.
+    """
     from wrapper.config import source_settings
     from wrapper.spec.background import validate
 
@@ -45,7 +49,8 @@ def run(settings: Settings) -> int:
             context=make_context(trigger_kind="http", reserved=entities),
             debug=bool(settings.debug),
         )
-        reply = _respond(function, _event(settings))
+        event = _event(settings)
+        reply = function.for_http(_respond(function, event), event)
     finally:
         entities.close()
     if settings.verbose:
@@ -54,9 +59,10 @@ def run(settings: Settings) -> int:
             print(f"< Content-Type: {reply.content_type}", file=sys.stderr)
         for name, value in reply.headers.items():
             print(f"< {name}: {value}", file=sys.stderr)
+    body = b"" if event.method == "HEAD" else reply.body  # as serve answers HEAD
     out = sys.stdout.buffer
-    out.write(reply.body)
-    if sys.stdout.isatty() and reply.body and not reply.body.endswith(b"\n"):
+    out.write(body)
+    if sys.stdout.isatty() and body and not body.endswith(b"\n"):
         out.write(b"\n")
     out.flush()
     return int(ExitCode.COMPLETED if reply.status < 500 else ExitCode.HANDLER_FAILED)

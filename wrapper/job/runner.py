@@ -1,7 +1,8 @@
 """One job run: inputs resolved, the handler called once, its value kept, the status written.
 
 Every way out is a final state and an exit code (DESIGN §5): COMPLETED 0; ERROR 1 when the
-handler (or keeping its value) failed, also by `sys.exit()` or KeyboardInterrupt; 2 for a bad
+handler (or keeping its value) failed, by any exception (`sys.exit()`, KeyboardInterrupt and
+any other BaseException too: only the stop signals below are the runtime's own); 2 for a bad
 argument, input or store before the handler runs, 3 for the source, 4 for init, 5 for a bug
 of the runtime; STOPPED 143 on SIGTERM and 130 on SIGINT, which interrupt the handler where it
 is (also as PID 1 in a container, where SIGTERM does nothing unless a handler is installed).
@@ -13,7 +14,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
@@ -23,7 +24,7 @@ from wrapper.entities.project import Project
 from wrapper.entities.run import Run
 from wrapper.entities.store import Store
 from wrapper.errors import ExitCode, SpecError, WrapperError
-from wrapper.invocation import RESERVED
+from wrapper.invocation import RESERVED, Interruption
 from wrapper.job.outputs import collect, declared_outputs, discard
 from wrapper.job.status import RunStatus
 from wrapper.plan import FunctionPlan
@@ -34,9 +35,10 @@ SIGINT_EXIT = 130
 """The exit code of a run stopped by SIGINT (Ctrl-C), as shells report it."""
 
 
-class Stopped(BaseException):
+class Stopped(Interruption):
     """SIGTERM or SIGINT: the run stops where it is (a BaseException, so handlers' `except
-    Exception` blocks do not swallow it)."""
+    Exception` blocks do not swallow it; an Interruption, so no door takes it for the
+    handler's failure)."""
 
     def __init__(self, number: int) -> None:
         super().__init__(number)
@@ -150,12 +152,9 @@ def _execute(plan: FunctionPlan, project: Project, settings: Any, created: list[
             context=make_context(trigger_kind="job", reserved=reserved),
         )
         declared = declared_outputs(function.handler)
-        function.start()
+        function.start()  # whatever init raises is an InitError, but Stopped
     except WrapperError as exc:
         return _failed(exc.message, exc.exit_code, exc.details)
-    except KeyboardInterrupt as exc:  # start() makes every other failure an InitError
-        message = f"init function raised {_raised(exc)}"
-        return _failed(message, ExitCode.INIT_FAILED, user_traceback(exc))
     body = json.dumps(plan.parameters, default=str).encode()
     event = make_event(
         body,
@@ -166,11 +165,13 @@ def _execute(plan: FunctionPlan, project: Project, settings: Any, created: list[
     )
     try:
         value = function.call(event)
-        if function.is_async:
+        if function.is_async or isinstance(value, Awaitable):  # also a sync-looking one's
             import asyncio
 
             value = asyncio.run(_awaited(value))
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+    except Stopped:
+        raise
+    except BaseException as exc:  # anything the handler raises is its failure
         message = f"the handler raised {_raised(exc)}"
         return _failed(message, ExitCode.HANDLER_FAILED, user_traceback(exc))
     try:

@@ -17,8 +17,8 @@ from typing import Any, Callable, Optional
 
 from wrapper.errors import ExitCode, WrapperError
 from wrapper.events import make_event
-from wrapper.invocation import PreparedHandler
-from wrapper.reply import JSON, Reply, chunk_content_type, dump_json, encode_chunk
+from wrapper.invocation import Interruption, PreparedHandler, stopped_by_runtime
+from wrapper.reply import JSON, Reply, Unawaited, chunk_content_type, dump_json, encode_chunk
 from wrapper.serve.metrics import WorkerMetrics
 from wrapper.serve.state import record_failure
 
@@ -41,7 +41,7 @@ class ServeOptions:
     """Called after a response when the worker must be replaced (a sync call timed out)."""
 
 
-class RequestTimedOut(BaseException):
+class RequestTimedOut(Interruption):
     """Raised into a sync handler running past the request timeout (by SIGALRM)."""
 
 
@@ -105,6 +105,7 @@ class ServeApp:
             self._metrics = WorkerMetrics(options.state_dir, os.getpid())
             function.on_failure = self._metrics.handler_failed
         self._limit = asyncio.Semaphore(options.concurrency)
+        function.hand_back_awaitables = True  # awaited on this loop (`_awaited_reply`)
         if not function.needs_loop and options.concurrency > 1:
             self._threads = ThreadPoolExecutor(options.concurrency, "handler")
         elif not function.needs_loop and threading.current_thread() is threading.main_thread():
@@ -134,19 +135,22 @@ class ServeApp:
                 headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
                 query=scope["query_string"].decode("latin-1"),
             )
-            reply = await self._respond(event)
+            reply = await self._respond(event, started)
+            assert self.function is not None
+            reply = self.function.for_http(reply, event)
             status = reply.status
+            head = event.method == "HEAD"
             if reply.stream is None:
-                await _send_whole(send, reply, event.id)
+                await _send_whole(send, reply, event.id, head)
             else:
-                status = await self._send_stream(send, reply, event)
+                status = await self._send_stream(send, reply, event, head)
         finally:
             if metrics is not None:
                 metrics.finished(status, time.perf_counter() - started)
             if self._recycling:
                 self._recycle()
 
-    async def _respond(self, event: Any) -> Reply:
+    async def _respond(self, event: Any, started: float) -> Reply:
         function = self.function
         assert function is not None and self._limit is not None
         timeout = self.options.request_timeout
@@ -156,8 +160,11 @@ class ServeApp:
                 return function.respond(event)
             except RequestTimedOut:
                 return self._timed_out(event, recycle=True)
+            except Unawaited as returned:
+                pending = returned.awaitable
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+            return await self._awaited_reply(pending, event, started)
         async with self._limit:
             try:
                 if self._threads is None:
@@ -168,6 +175,19 @@ class ServeApp:
                 return await asyncio.wait_for(call, timeout)
             except asyncio.TimeoutError:
                 return self._timed_out(event, recycle=self._threads is not None)
+            except Unawaited as returned:
+                pending = returned.awaitable
+            return await self._awaited_reply(pending, event, started)
+
+    async def _awaited_reply(self, awaitable: Any, event: Any, started: float) -> Reply:
+        """The reply for an awaitable a sync-looking handler returned (an async function
+        behind a plain decorator), awaited on this loop in what is left of the timeout."""
+        assert self.function is not None
+        left = max(started + self.options.request_timeout - time.perf_counter(), 0.001)
+        try:
+            return await asyncio.wait_for(self.function.afinish(awaitable, event), left)
+        except asyncio.TimeoutError:
+            return self._timed_out(event, recycle=False)
 
     def _timed_out(self, event: Any, recycle: bool) -> Reply:
         timeout = self.options.request_timeout
@@ -181,23 +201,29 @@ class ServeApp:
         self._recycling = False
         self.options.recycle()
 
-    async def _send_stream(self, send: Send, reply: Reply, event: Any) -> int:
+    async def _send_stream(self, send: Send, reply: Reply, event: Any, head: bool) -> int:
         """Send a generator's chunks as they come (the first sets the content type), within
-        the request timeout; returns the status sent."""
+        the request timeout; returns the status sent. A HEAD request gets the headers only."""
         chunks = _chunks(reply.stream, self.options.request_timeout, self._alarm)
         try:
             first = await chunks.__anext__()
         except StopAsyncIteration:
             first = None
         except (asyncio.TimeoutError, RequestTimedOut):
-            await _send_whole(send, self._timed_out(event, recycle=self._alarm), event.id)
+            await _send_whole(send, self._timed_out(event, recycle=self._alarm), event.id, head)
             return 504
-        except Exception as exc:  # failed before any byte went out
+        except BaseException as exc:  # failed before any byte went out
+            if stopped_by_runtime(exc, in_loop=True):
+                raise
             failed = self._stream_failed(exc, event)
-            await _send_whole(send, failed, event.id)
+            await _send_whole(send, failed, event.id, head)
             return failed.status
         content_type = reply.content_type or chunk_content_type(first)
         await send(_start_message(reply.status, content_type, None, event.id, reply.headers))
+        if head:
+            await chunks.aclose()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return reply.status
         if first is not None:
             await send(_body_message(first))
         try:
@@ -205,7 +231,9 @@ class ServeApp:
                 await send(_body_message(chunk))
         except (asyncio.TimeoutError, RequestTimedOut):  # headers are gone: end the stream
             self._timed_out(event, recycle=self._alarm)
-        except Exception as exc:
+        except BaseException as exc:
+            if stopped_by_runtime(exc, in_loop=True):
+                raise
             self._stream_failed(exc, event)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return reply.status
@@ -274,6 +302,11 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> Optional[byt
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+_SET_BY_THE_DOOR = frozenset(("x-request-id", "date"))
+"""Headers this door sets itself (uvicorn the date): a handler's are dropped, never doubled.
+The framing ones were dropped already (`reply.for_http`)."""
+
+
 def _start_message(
     status: int,
     content_type: Optional[str],
@@ -281,29 +314,25 @@ def _start_message(
     request_id: str,
     extra: dict[str, str],
 ) -> dict[str, Any]:
+    """Headers of a reply that `for_http` made valid: names are tokens, values hold no
+    control characters (a value that is not Latin-1 has its other characters as '?')."""
     headers = [(b"x-request-id", request_id.encode("latin-1"))] if request_id else []
     if content_type:
-        headers.append((b"content-type", content_type.encode("latin-1")))
+        headers.append((b"content-type", content_type.encode("latin-1", "replace")))
     if length is not None:
         headers.append((b"content-length", str(length).encode()))
     for name, value in extra.items():
-        if _header_safe(name) and _header_safe(value):
-            headers.append((name.encode("latin-1", "replace"), value.encode("latin-1", "replace")))
-        else:
-            log.warning("dropped response header %r: control characters", name)
+        if name.lower() not in _SET_BY_THE_DOOR:
+            headers.append((name.encode("ascii"), value.encode("latin-1", "replace")))
     return {"type": "http.response.start", "status": status, "headers": headers}
 
 
-def _header_safe(text: str) -> bool:
-    return "\r" not in text and "\n" not in text and "\0" not in text
-
-
-async def _send_whole(send: Send, reply: Reply, request_id: str) -> None:
-    body = reply.body
-    await send(
-        _start_message(reply.status, reply.content_type, len(body), request_id, reply.headers)
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _send_whole(send: Send, reply: Reply, request_id: str, head: bool = False) -> None:
+    """A whole reply: its length, and its body but to a HEAD request (204 and 304 have none)."""
+    body, status = reply.body, reply.status
+    length = None if status == 204 or status == 304 else len(body)
+    await send(_start_message(status, reply.content_type, length, request_id, reply.headers))
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 def _problem(status: int, error: str, request_id: str) -> Reply:
