@@ -137,14 +137,21 @@ class PreparedHandler:
         finally:
             REQUEST_ID.reset(token)
 
+    def settle(self, value: Any) -> Any:
+        """`value`, or what it resolves to when it is awaitable, awaited on this handler's own
+        loop (for a door calling the handler outside a loop, e.g. the nuclio door's batches)."""
+        if not isinstance(value, Awaitable):
+            return value
+        if self._loop is None:
+            import asyncio
+
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(_awaited(value))
+
     def _settled(self, awaitable: Any, event: Any) -> Reply:
         """The reply for an awaitable the handler returned, awaited on this handler's loop."""
         try:
-            if self._loop is None:
-                import asyncio
-
-                self._loop = asyncio.new_event_loop()
-            return to_reply(self._loop.run_until_complete(_awaited(awaitable)))
+            return to_reply(self.settle(awaitable))
         except BaseException as exc:
             if isinstance(exc, Interruption):
                 raise

@@ -195,7 +195,27 @@ async def handler(context, events):
 """
 
 
-@pytest.mark.parametrize("code", [BATCH, ASYNC_BATCH], ids=["sync", "async"])
+DECORATED_BATCH = """
+import asyncio
+import nuclio_sdk
+
+def plain(function):  # a decorator that hides the coroutine function (no functools.wraps)
+    def wrapper(*args):
+        return function(*args)
+    return wrapper
+
+@plain
+async def handler(context, events):
+    await asyncio.sleep(0)
+    return [nuclio_sdk.Response(body=e.body.decode().upper(), event_id=e.id,
+                                content_type="text/plain", status_code=200, headers={})
+            for e in events]
+"""
+
+
+@pytest.mark.parametrize(
+    "code", [BATCH, ASYNC_BATCH, DECORATED_BATCH], ids=["sync", "async", "decorated-async"]
+)
 def test_a_batch_gets_one_response_per_event_with_its_id(processor, code: str) -> None:
     fake = processor(code)
     answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])

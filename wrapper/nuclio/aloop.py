@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from wrapper.errors import InitError
@@ -66,7 +67,7 @@ async def serve_async(session: Session, function: PreparedHandler) -> int:
         if batch:
             try:
                 results = function.call(events)
-                if function.is_async:
+                if function.is_async or isinstance(results, Awaitable):
                     results = await results
             except HANDLER_ERRORS as exc:
                 if _own_cancellation(exc):

@@ -231,7 +231,7 @@ class Session:
             started = perf_counter()
             if batch:
                 try:
-                    results = function.call(events)
+                    results = function.settle(function.call(events))
                 except HANDLER_ERRORS as exc:
                     send(self.failed_batch(events, exc))
                     continue
