@@ -41,6 +41,11 @@ def canonical_header(name: str) -> str:
     return text
 
 
+def request_id_from(given: Optional[str]) -> str:
+    """A client's `X-Request-Id` when it is well formed (an id safe to echo), else a new one."""
+    return given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
+
+
 def new_request_id() -> str:
     """A fresh random request id (128 bits, hex)."""
     return os.urandom(16).hex()
@@ -70,8 +75,7 @@ def make_event(
         canonical[key] = f"{canonical[key]}, {value}" if key in canonical else value
     chosen = request_id is not None
     if request_id is None:
-        given = canonical.get("X-Request-Id")
-        request_id = given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
+        request_id = request_id_from(canonical.get("X-Request-Id"))
     content_type = canonical.get("Content-Type", "")
     event = nuclio_sdk.Event(
         body=decode_body(body, content_type),

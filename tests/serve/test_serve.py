@@ -132,8 +132,13 @@ def test_a_timeout_answers_504_and_recycles_the_worker(start_server) -> None:
 
 def test_a_body_over_the_limit_is_413_before_the_handler_runs(start_server) -> None:
     served = start_server(FUNCTION, "--max-body-size", "1KiB")
-    status, _, body = served.request("POST", "/marker", body=b"x" * 2048)
-    assert status == 413 and json.loads(body) == {"error": "request body too large"}
+    status, headers, body = served.request("POST", "/marker", body=b"x" * 2048)
+    answer = json.loads(body)
+    assert status == 413 and answer["error"] == "request body too large"
+    assert answer["request_id"] == headers["x-request-id"] and len(answer["request_id"]) == 32
+    given = {"X-Request-Id": "big-1"}
+    status, headers, body = served.request("POST", "/", body=b"x" * 2048, headers=given)
+    assert status == 413 and headers["x-request-id"] == json.loads(body)["request_id"] == "big-1"
     assert not (served.workdir / "handler-ran").exists()
     assert served.request("POST", "/marker", body=b"x" * 1024)[0] == 200
 

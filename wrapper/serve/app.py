@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from wrapper.errors import ExitCode, WrapperError
-from wrapper.events import make_event
+from wrapper.events import make_event, request_id_from
 from wrapper.invocation import Interruption, PreparedHandler, stopped_by_runtime
 from wrapper.reply import JSON, Reply, Unawaited, chunk_content_type, dump_json, encode_chunk
 from wrapper.serve.metrics import WorkerMetrics
@@ -126,7 +126,9 @@ class ServeApp:
             body = await _read_body(scope, receive, self.options.max_body_bytes)
             if body is None:
                 status = 413
-                await _send_whole(send, _problem(413, "request body too large", ""), "")
+                request_id = request_id_from(_header(scope, b"x-request-id"))
+                too_large = _problem(413, "request body too large", request_id)
+                await _send_whole(send, too_large, request_id)
                 return
             event = make_event(
                 body,
@@ -333,6 +335,14 @@ async def _send_whole(send: Send, reply: Reply, request_id: str, head: bool = Fa
     length = None if status == 204 or status == 304 else len(body)
     await send(_start_message(status, reply.content_type, length, request_id, reply.headers))
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _header(scope: Scope, name: bytes) -> Optional[str]:
+    """A request header's value (its first), by its lower-case name."""
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _problem(status: int, error: str, request_id: str) -> Reply:
