@@ -21,6 +21,7 @@ from wrapper.invocation import Interruption, PreparedHandler, stopped_by_runtime
 from wrapper.reply import JSON, Reply, Unawaited, chunk_content_type, dump_json, encode_chunk
 from wrapper.serve.metrics import WorkerMetrics
 from wrapper.serve.state import record_failure
+from wrapper.serve.watchdog import Watchdog
 
 log = logging.getLogger("wrapper.serve")
 
@@ -39,6 +40,11 @@ class ServeOptions:
     state_dir: Optional[Path] = None  # metrics and readiness (None: not counted)
     recycle: Callable[[], None] = field(default=lambda: _stop_this_worker())
     """Called after a response when the worker must be replaced (a sync call timed out)."""
+
+
+TRANSPORT = "fn_wrapper.transport"
+"""The scope key under which the worker's HTTP protocol gives the request's connection (for
+the watchdog's 504); absent in-process (wrapper.testing)."""
 
 
 class RequestTimedOut(Interruption):
@@ -63,6 +69,7 @@ class ServeApp:
         self._threads: Optional[ThreadPoolExecutor] = None
         self._alarm = False  # SIGALRM bounds inline sync calls
         self._recycling = False
+        self._watchdog = Watchdog(options.request_timeout, self._overran)
 
     def prepare(self) -> None:
         """Load the function and run a sync init now (pre-loading, in the master)."""
@@ -137,7 +144,14 @@ class ServeApp:
                 headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
                 query=scope["query_string"].decode("latin-1"),
             )
+            transport: Any = scope.get(TRANSPORT)
+            watched = None if transport is None else self._watchdog.watch(transport, event.id)
             reply = await self._respond(event, started)
+            if watched is not None and not self._watchdog.claim(watched):
+                status = 504  # the watchdog answered: nothing more goes on this connection
+                transport.abort()
+                await asyncio.sleep(0)  # the loop sees it gone: uvicorn adds no answer
+                return
             assert self.function is not None
             reply = self.function.for_http(reply, event)
             status = reply.status
@@ -198,6 +212,10 @@ class ServeApp:
             log.error("recycling this worker: its handler call could not be stopped cleanly")
             self._recycling = True
         return _problem(504, "handler timed out", event.id)
+
+    def _overran(self) -> None:
+        """The watchdog answered a request whose call overran: replace this worker after it."""
+        self._recycling = True
 
     def _recycle(self) -> None:
         self._recycling = False

@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 
@@ -17,6 +17,8 @@ import uvicorn
 import uvicorn.lifespan.on
 import uvicorn.protocols.http.httptools_impl
 from gunicorn.workers.base import Worker
+
+from wrapper.serve.app import TRANSPORT
 
 try:
     import uvloop
@@ -104,9 +106,17 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop() if uvloop is None else uvloop.new_event_loop()
 
 
-def _http_parser() -> str:
+def _http_parser() -> Any:
+    """httptools' protocol, giving each request's connection to the app (its watchdog answers
+    on it); h11's where httptools is missing (the watchdog then only recycles the worker)."""
     try:
-        import httptools  # noqa: F401 - probing only
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:
         return "h11"
-    return "httptools"
+
+    class Protocol(HttpToolsProtocol):
+        def on_headers_complete(self) -> None:
+            cast("dict[str, Any]", self.scope)[TRANSPORT] = self.transport
+            super().on_headers_complete()
+
+    return Protocol
