@@ -149,6 +149,10 @@ def test_a_malformed_request_is_400(start_server) -> None:
         raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zebra\r\n\r\n")
         answer = raw.recv(4096)
     assert answer.startswith(b"HTTP/1.1 400")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    problem = json.loads(body)
+    assert problem["error"].startswith("bad request: ") and len(problem["request_id"]) == 32
+    assert f"x-request-id: {problem['request_id']}".encode() in head.split(b"\r\n")
     assert served.get("/")[0] == 200
 
 

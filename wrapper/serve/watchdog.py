@@ -70,14 +70,23 @@ class Watchdog:
             request_id, self.timeout,
         )  # fmt: skip
         self.expired()
-        body = dump_json({"error": "handler timed out", "request_id": request_id})
-        head = (
-            "HTTP/1.1 504 Gateway Timeout\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nx-request-id: {request_id}\r\n"
-            "connection: close\r\n\r\n"
-        )
         with contextlib.suppress(OSError, AttributeError, ValueError):
             descriptor = transport.get_extra_info("socket").fileno()
-            os.write(descriptor, head.encode("latin-1") + body)
+            os.write(descriptor, raw_problem(504, "handler timed out", request_id))
             with socket.socket(fileno=os.dup(descriptor)) as connection:
                 connection.shutdown(socket.SHUT_RDWR)
+
+
+REASONS = {400: "Bad Request", 504: "Gateway Timeout"}
+
+
+def raw_problem(status: int, error: str, request_id: str) -> bytes:
+    """A whole HTTP/1.1 error reply (JSON `{error, request_id}`) that closes the connection,
+    written where no ASGI cycle can answer (the watchdog, the HTTP parser's 400)."""
+    body = dump_json({"error": error, "request_id": request_id})
+    head = (
+        f"HTTP/1.1 {status} {REASONS[status]}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nx-request-id: {request_id}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body

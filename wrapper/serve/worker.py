@@ -18,7 +18,9 @@ import uvicorn.lifespan.on
 import uvicorn.protocols.http.httptools_impl
 from gunicorn.workers.base import Worker
 
+from wrapper.events import new_request_id
 from wrapper.serve.app import TRANSPORT
+from wrapper.serve.watchdog import raw_problem
 
 try:
     import uvloop
@@ -118,5 +120,10 @@ def _http_parser() -> Any:
         def on_headers_complete(self) -> None:
             cast("dict[str, Any]", self.scope)[TRANSPORT] = self.transport
             super().on_headers_complete()
+
+        def send_400_response(self, msg: str) -> None:
+            """A malformed request's 400, with a request id as every reply has."""
+            self.transport.write(raw_problem(400, f"bad request: {msg}", new_request_id()))
+            self.transport.close()
 
     return Protocol
