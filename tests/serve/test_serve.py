@@ -442,3 +442,15 @@ def test_any_base_exception_is_the_handlers_failure_and_awaitables_are_awaited(
         assert json.loads(served.get("/fine")[2])["pid"] == pid
     records = [r for r in served.log_lines() if r.get("request_id") == "r-own"]
     assert records and "Own: x" in records[0]["message"]
+
+
+def test_serve_honours_a_library_functions_project(start_server, tmp_path: Path) -> None:
+    library = {
+        "function": {"name": "lib-fn", "python_version": "PYTHON3_11", "labels": ["library"],
+                     "project": "shared-lib", "code_src": "main.py"},
+    }  # fmt: skip
+    code = "def handler(context, event):\n    return context.project.name\n"
+    served = start_server(code, "--spec", json.dumps(library), "--store", str(tmp_path / "s"))
+    assert served.get("/")[2] == b"shared-lib"
+    flagged = start_server(code, "--spec", json.dumps(library), "--project", "mine")
+    assert flagged.get("/")[2] == b"mine"  # the flag still wins
