@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.cloudevents_cases import BINARY_01, NOW, STRUCTURED_01
 from wrapper.events import canonical_header, decode_body, make_event, new_request_id
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -312,29 +313,8 @@ def test_trigger_kinds(kind: str) -> None:
 
 # --- CloudEvents ----------------------------------------------------------------------------
 
-NOW = "2024-05-06T07:08:09Z"
 MOMENT = datetime.datetime(2024, 5, 6, 7, 8, 9)
 
-STRUCTURED_01 = {  # Nuclio's own case (pkg/processor/test/cloudevents/suite.go)
-    "cloudEventsVersion": "0.1",
-    "eventType": "com.example.someevent",
-    "eventTypeVersion": "1.0",
-    "source": "/mycontext",
-    "eventID": "A234-1234-1234",
-    "eventTime": NOW,
-    "extensions": {"comExampleExtension": "value"},
-    "contentType": "text/xml",
-    "data": "valid xml",
-}
-BINARY_01 = {
-    "Content-Type": "text/xml",
-    "CE-EventID": "A234-1234-1234",
-    "CE-Source": "/mycontext",
-    "CE-EventTime": NOW,
-    "CE-EventType": "com.example.someevent",
-    "CE-EventTypeVersion": "1.0",
-    "CE-CloudEventsVersion": "0.1",
-}
 STRUCTURED_10 = {
     "specversion": "1.0",
     "type": "com.example.someevent",

@@ -117,6 +117,17 @@ class Served:
             self.process.send_signal(sig)
         return self.process.wait(timeout)
 
+    def close(self) -> None:
+        """A graceful stop of the whole group first (the server removes its state folder), then
+        a kill of what is left."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def stderr(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -138,11 +149,5 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         return served
 
     yield start
-    for served in started:  # a graceful stop first, so the server removes its state folder
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(served.process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            served.process.wait(15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(served.process.pid, signal.SIGKILL)
-        served.process.wait()
+    for served in started:
+        served.close()

@@ -3,10 +3,7 @@ and through `fn-wrapper invoke` (DESIGN §4, "Events in")."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +11,7 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.cloudevents_cases import BINARY_01, NOW, STRUCTURED_01
 from tests.serve.conftest import Served
 
 pytestmark = pytest.mark.slow
@@ -51,27 +49,6 @@ def handler(context, event):
     }
 """
 
-NOW = "2024-05-06T07:08:09Z"
-STRUCTURED_01 = {  # Nuclio's own case (pkg/processor/test/cloudevents/suite.go)
-    "cloudEventsVersion": "0.1",
-    "eventType": "com.example.someevent",
-    "eventTypeVersion": "1.0",
-    "source": "/mycontext",
-    "eventID": "A234-1234-1234",
-    "eventTime": NOW,
-    "extensions": {"comExampleExtension": "value"},
-    "contentType": "text/xml",
-    "data": "valid xml",
-}
-BINARY_01 = {
-    "Content-Type": "text/xml",
-    "CE-EventID": "A234-1234-1234",
-    "CE-Source": "/mycontext",
-    "CE-EventTime": NOW,
-    "CE-EventType": "com.example.someevent",
-    "CE-EventTypeVersion": "1.0",
-    "CE-CloudEventsVersion": "0.1",
-}
 STRUCTURED_10 = {
     "specversion": "1.0",
     "type": "com.example.someevent",
@@ -249,13 +226,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         server.wait(server.ready)
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.process.wait(15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
+        server.close()
 
 
 @pytest.mark.parametrize(

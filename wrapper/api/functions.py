@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from wrapper.entities.record import EntityRecord, Fields
+from wrapper.entities.record import EntityRecord, Fields, RecordView
 from wrapper.errors import SpecError
 
 if TYPE_CHECKING:
@@ -24,27 +24,11 @@ BUILD_OPTIONS = ("builder", "target_image", "push_image", "wheelhouse")
 """`run(action="build", …)` arguments that are the build action's, not task fields."""
 
 
-class Function:
+class Function(RecordView):
     """One version of a function: its fields (`spec`), and `run()` for each action."""
 
     def __init__(self, record: EntityRecord, project: Project) -> None:
         self.record, self.project = record, project
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def kind(self) -> str:
-        return self.record.kind
-
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    @property
-    def key(self) -> str:
-        return str(self.record.key)
 
     @property
     def spec(self) -> Fields:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Optional, Union
 from urllib.parse import urlsplit
 
 from wrapper.entities import frames, metrics
-from wrapper.entities.record import EntityRecord, Fields, Labels, checked_labels
+from wrapper.entities.record import EntityRecord, Labels, RecordView, checked_labels
 from wrapper.entities.remote import copy_s3_folder, is_s3_folder, local_path, open_remote
 from wrapper.entities.scratch import scratch_folder
 from wrapper.entities.store import Store, StoreError
@@ -67,7 +67,7 @@ class EntityMetadata:
         self._record.description = value
 
 
-class Entity:
+class Entity(RecordView):
     """One version of an entity, bound to the store that keeps it and, inside a run, to the
     run (whose own folder takes downloads with no destination)."""
 
@@ -76,23 +76,6 @@ class Entity:
         self.store = store
         self.run = run
         self._local: Optional[str] = None
-
-    @property
-    def key(self) -> str:
-        """store://… with this version's id."""
-        return str(self.record.key)
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def kind(self) -> str:
-        return self.record.kind
-
-    @property
-    def id(self) -> str:
-        return self.record.id
 
     @property
     def project(self) -> str:
@@ -105,11 +88,6 @@ class Entity:
     @property
     def metadata(self) -> EntityMetadata:
         return EntityMetadata(self.record)
-
-    @property
-    def spec(self) -> Fields:
-        """The spec: `path` and kind-specific fields, as keys or attributes (`spec.path`)."""
-        return self.record.spec
 
     @property
     def path(self) -> str:

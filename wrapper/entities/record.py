@@ -150,6 +150,34 @@ class EntityRecord:
         return f"EntityRecord({str(self.key)!r})"
 
 
+class RecordView:
+    """What the object of one version shows of its record, with DigitalHub's names."""
+
+    record: EntityRecord
+
+    @property
+    def key(self) -> str:
+        """store://… with this version's id."""
+        return str(self.record.key)
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def kind(self) -> str:
+        return self.record.kind
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def spec(self) -> Fields:
+        """The spec's fields, as keys or attributes (`spec.path`)."""
+        return self.record.spec
+
+
 def checked_labels(labels: Optional[Labels]) -> Labels:
     """A copy of `labels`: a list of strings (DigitalHub's) or a mapping of strings; a
     SpecError otherwise."""
