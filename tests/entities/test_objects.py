@@ -251,3 +251,23 @@ def test_a_folder_that_unpacks_past_its_declared_size_is_refused(
     with pytest.raises(StoreError, match="cannot unpack into"):
         project.get_model("bomb").download(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:Sup3rSecret@host/x.csv",
+        "https://user:Sup3r/Secret@host/x.csv",  # urllib would say "nonnumeric port: 'Sup3r'"
+        "s3://AKIAKEY:Sup3rSecret@bucket/x.csv",
+    ],
+)
+def test_credentials_in_a_path_are_refused_without_being_echoed(tmp_path: Path, url: str) -> None:
+    project = Project("demo", open_store(str(tmp_path / "store")), Run("demo"))
+    with pytest.raises(SpecError) as caught:
+        project.new_dataitem("x", "table", path=url)
+    assert "Sup3r" not in caught.value.message and "give" in caught.value.message
+    command = [sys.executable, "-m", "wrapper", "store", "put", url, "--name", "x",
+               "--kind", "table", "--store", str(tmp_path / "store")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Sup3r" not in result.stderr + result.stdout
+    assert project.store.versions("demo") == []

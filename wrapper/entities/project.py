@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from wrapper.entities.content import Source, content_stream
 from wrapper.entities.keys import check_names
@@ -369,8 +369,9 @@ def _registered_path(path: Optional[str], field: str) -> str:
         raise SpecError(
             f"{field}: path= is required: where the content is (a local path, http(s)://, s3://)"
         )
-    scheme = urlsplit(path).scheme
-    if scheme in ("http", "https", "s3"):
+    parts = urlsplit(path)
+    if parts.scheme in ("http", "https", "s3"):
+        _without_credentials(parts, field)
         return path
     local = local_path(path)
     if local is None:
@@ -380,6 +381,25 @@ def _registered_path(path: Optional[str], field: str) -> str:
     if not local.exists():
         raise SpecError(f"{field}: path {str(local)!r} does not exist")
     return str(local.absolute())
+
+
+def _without_credentials(parts: SplitResult, field: str) -> None:
+    """Refuse a URL that carries credentials (they belong in the environment: a path is kept
+    in the store and shown in statuses), without echoing them."""
+    try:
+        _ = parts.port
+    except ValueError:  # `user:pa/ss@host`: what follows the first `:` is no port
+        raise SpecError(
+            f"{field}: path {parts.scheme}://***: not a URL this reads (the text after the "
+            "host's ':' is no port; a password in the URL?): give credentials in the environment"
+        ) from None
+    if "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        raise SpecError(
+            f"{field}: path {parts.scheme}://***@{host}{parts.path}: credentials in a URL are "
+            "refused: give them in the environment (AWS_* for s3://, a proxy or a signed URL "
+            "for http)"
+        )
 
 
 def _filters(call: str, given: dict[str, Any], supported: tuple[str, ...]) -> dict[str, Any]:
