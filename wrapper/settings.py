@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "FN_WRAPPER_"
 
+OPERATOR_VARIABLES = ("FN_WRAPPER_ALLOWED_BASE_IMAGE", "FN_WRAPPER_SECRET_VARIABLES")
+"""Variables an operator sets that are no flag's twin (the build's base-image allow-list, the
+names of more variables whose values are secrets)."""
+
 GRACEFUL_TIMEOUT = 30.0
 """Seconds in-flight requests get after SIGTERM, unless `--graceful-timeout` says otherwise
 (the serve door's default, and the pod's termination grace the deploy renders from it)."""
@@ -374,3 +378,4 @@ def project_of(settings: Settings, from_spec: Optional[str]) -> str:
     if settings.layers.get("project") == "default" and from_spec:
         return from_spec
     return str(settings.project)
+

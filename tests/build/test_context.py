@@ -72,9 +72,11 @@ def test_a_one_file_function_becomes_code_a_run_spec_and_a_containerfile(
     (tmp_path / "main.py").write_text(MAIN)
     (tmp_path / "main.py").chmod(0o600)  # e.g. written under umask 077
     context = tmp_path / "context"
-    recipe = write_context(
-        plan(code_src=str(tmp_path / "main.py"), parameters={"n": 1}), context, settings
+    secret = "sk-LIVE-0123456789"  # an init parameter may be an API key: no layer holds it
+    document = plan(
+        code_src=str(tmp_path / "main.py"), parameters={"n": 1}, init_parameters={"key": secret}
     )
+    recipe = write_context(document, context, settings)
     assert recipe.base_image == "fn-wrapper-base:0.1.0-python3.11" and not recipe.requirements
     assert (context / "function" / "code" / "main.py").read_text() == MAIN
     run = json.loads((context / "function" / "run.json").read_text())
@@ -83,8 +85,9 @@ def test_a_one_file_function_becomes_code_a_run_spec_and_a_containerfile(
             "name": "hello", "python_version": "PYTHON3_11",
             "code_src": f"{APP}/code/main.py", "handler": "handler", "init_function": None,
         },
-        "run": {"parameters": {"n": 1}, "init_parameters": {}},
     }  # fmt: skip
+    for path in context.rglob("*"):  # no run value anywhere in the context
+        assert not path.is_file() or secret.encode() not in path.read_bytes(), path
     assert (context / "Containerfile").read_text().startswith("# The image of function hello")
     assert sorted(p.name for p in context.iterdir()) == ["Containerfile", "function"]
     modes = {p.name: p.stat().st_mode & 0o777 for p in (context / "function").rglob("*")}

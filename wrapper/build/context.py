@@ -3,12 +3,14 @@
     Containerfile          generated (wrapper/build/containerfile.py)
     function/code/         the materialised source, as the core would import it
     function/run.json      the run spec the image runs with (FN_WRAPPER_SPEC): the function
-                           with its code_src pointing at the image's copy, and the run's
-                           parameters and init parameters (no inputs, no task settings)
+                           with its code_src pointing at the image's copy; no run values
+                           (parameters, init parameters, inputs reach the container when it
+                           runs: the deploy door passes them as FN_WRAPPER_* twins)
     wheels/                the requirements' wheels the base image lacks, requirements.txt
                            naming them, the runtime's pins as constraints.txt (when needed)
 
-Nothing else goes in: no credential the source was fetched with (the code_src in run.json is
+Nothing else goes in: no run value (an init parameter may be an API key), no credential the
+source was fetched with (the code_src in run.json is
 the image's local path) or a requirement was written with (wrapper/build/wheels.py), no
 version-control folder, `.env` or ignored file of the source (wrapper/build/ignore.py), no
 environment, no task secrets.
@@ -114,7 +116,6 @@ def _write(
             "handler": function.handler,
             "init_function": function.init_function,
         },
-        "run": {"parameters": function.parameters, "init_parameters": function.init_parameters},
     }
     (folder / "function" / "run.json").write_text(json.dumps(run_spec, indent=2) + "\n")
     readable(folder / "function")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from wrapper import __version__
@@ -13,6 +14,8 @@ from wrapper.errors import ExitCode, WrapperError
 
 if TYPE_CHECKING:
     import argparse
+
+    from wrapper.settings import Option
 
 COMMANDS = {
     "serve": "serve the function over HTTP (gunicorn + uvicorn workers, admin endpoints)",
@@ -35,6 +38,20 @@ none. Flags win over the twins, the twins over the --spec document, the document
 Exit codes: 0 completed, 1 handler failed, 2 bad spec or argument, 3 source could not be
 materialised or imported, 4 init failed, 5 internal error (a bug: please report it).
 """
+
+
+def stray_variables(environ: Mapping[str, str], options: Sequence[Option]) -> list[str]:
+    """The FN_WRAPPER_* variables no setting of any command reads (typos, leftovers): every
+    command's twins are looked at only when this command's do not explain them all."""
+    from wrapper.settings import ENV_PREFIX, OPERATOR_VARIABLES
+
+    known = {option.env for option in options if option.twin} | set(OPERATOR_VARIABLES)
+    unexplained = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    if unexplained:
+        for name in COMMANDS:
+            module = importlib.import_module(f"wrapper.cli.{name}")
+            known |= {option.env for option in module.OPTIONS if option.twin}
+    return [k for k in unexplained if k not in known]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +113,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from wrapper.logs import configure_logging
 
         configure_logging(settings.log_level, settings.log_format)
+        for variable in stray_variables(os.environ, options):
+            logging.getLogger("wrapper").warning(
+                "%s is set but no setting of fn-wrapper reads it (a typo? `%s --help` lists "
+                "this command's twins)", variable, prog,
+            )  # fmt: skip
         return int(command.run(settings))
     except WrapperError as exc:
         print(f"{prog}: error: {exc.message}", file=sys.stderr)
