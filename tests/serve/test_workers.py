@@ -157,3 +157,15 @@ def test_a_replacement_whose_init_fails_is_retried_while_the_others_serve(
         assert time.monotonic() < deadline, served.stderr()
         assert served.process.poll() is None
     assert served.process.poll() is None
+
+
+def test_the_spec_verdict_lives_in_the_masters_private_folder(start_server) -> None:
+    served = start_server(WORKERS, "--workers", "1")  # TMPDIR is the server's workdir
+    (state,) = served.workdir.glob("fn-wrapper-serve-*")
+    assert state.stat().st_mode & 0o777 == 0o700
+    (verdict,) = state.glob("fn-wrapper-spec-*.json")
+    assert verdict.stat().st_mode & 0o777 == 0o600
+    assert not list(served.workdir.glob("fn-wrapper-spec-*"))  # none loose in the temp folder
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(30) == 0
+    assert not list(served.workdir.glob("fn-wrapper-*"))  # removed at exit

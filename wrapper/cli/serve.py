@@ -79,7 +79,8 @@ def run(settings: Settings) -> int:
     from wrapper.serve.state import new_state_dir
     from wrapper.spec.background import validate
 
-    validation = validate(settings)  # overlaps the imports below and the worker's boot
+    state_dir = new_state_dir()  # the master's for its whole life: workers read the verdict there
+    validation = validate(settings, str(state_dir))  # overlaps the imports and the boot
     from wrapper.context import make_context
     from wrapper.entities.reserved import door_entities
     from wrapper.invocation import PreparedHandler
@@ -123,7 +124,7 @@ def run(settings: Settings) -> int:
                 access_log=bool(settings.access_log),
                 log_level=settings.log_level,
             ),
-            new_state_dir(),
+            state_dir,
         )
     finally:
         validation.close()

@@ -33,14 +33,14 @@ def prewarm() -> None:
         _warm = _Validator()
 
 
-def validate(settings: Any) -> PendingValidation:
+def validate(settings: Any, folder: Optional[str] = None) -> PendingValidation:
     """Validate the document these settings describe in the (pre-warmed) validator."""
     global _warm
     validator, _warm = _warm, None
     if validator is None and not hasattr(os, "fork"):
         return PendingValidation(None, _answer(settings))
     validator = validator or _Validator()
-    validator.submit(settings)
+    validator.submit(settings, folder)
     return PendingValidation(validator, None)
 
 
@@ -113,11 +113,14 @@ class _Validator:
         os.close(requests)
         os.close(done)
 
-    def submit(self, settings: Any) -> None:
+    def submit(self, settings: Any, folder: Optional[str] = None) -> None:
+        """Send the settings; the verdict goes to a new file (mode 0600) in `folder` (a folder
+        the caller owns for as long as processes it forks read the verdict; default: the
+        temporary folder)."""
         import pickle
         import tempfile
 
-        handle, self.path = tempfile.mkstemp(prefix="fn-wrapper-spec-", suffix=".json")
+        handle, self.path = tempfile.mkstemp(prefix="fn-wrapper-spec-", suffix=".json", dir=folder)
         os.close(handle)
         with os.fdopen(self._request, "wb") as out:
             pickle.dump((self.path, settings), out)
