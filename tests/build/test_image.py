@@ -259,8 +259,14 @@ def test_the_api_builds_an_image_that_later_runs_name(
         base_image=wrapper_base,
     )  # fmt: skip
     image = "localhost/fn-api-greeter:test"
-    build = greeter.run("build", target_image=image, parameters={"who": "a build"})
+    secret = "sk-LIVE-9f8e7d6c5b4a"  # an init parameter may be an API key
+    build = greeter.run(
+        "build", target_image=image, parameters={"who": "a build"}, init_parameters={"k": secret}
+    )
     assert build.image == image and build.summary["parameters"] == {"who": "a build"}
+    layers = tmp_path / "pushed"  # every layer, uncompressed: no run value in any file
+    buildah("push", "--disable-compression", image, f"dir:{layers}")
+    assert all(secret.encode() not in path.read_bytes() for path in layers.iterdir())
     assert greeter.spec["image"] == image == project.get_function("greeter").spec["image"]
     rendered = greeter.run("job", local_execution=False)  # a remote run names the image
     (manifest,) = rendered.files
