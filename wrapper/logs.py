@@ -1,4 +1,5 @@
-"""Log output: one JSON object per line (default off a terminal) or readable lines."""
+"""Log output: one JSON object per line (default off a terminal) or readable lines, with
+secrets masked in the record's fields before either format encodes them (wrapper.secrets)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import contextvars
 import datetime
 import json
 import logging
-import os
 import sys
 from typing import Any, Optional, TextIO
+
+from wrapper.secrets import Redaction
 
 REQUEST_ID: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
     "request_id", default=None
@@ -19,37 +21,54 @@ WORKER_ID: Optional[str] = None
 """This worker's id (serve: 0..N-1, a replacement takes the id of the worker it replaces; the
 nuclio door: the processor's --worker-id), on every log line once set; None in a master."""
 
-SECRET_VARIABLES = ("GIT_TOKEN", "GIT_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-"""Environment variables whose values never appear in a log line (replaced by `***`)."""
+
+class MaskingFormatter(logging.Formatter):
+    """A formatter that masks secrets in a record's fields before it encodes them."""
+
+    def __init__(self, redaction: Optional[Redaction] = None) -> None:
+        super().__init__()
+        self.redaction = redaction or Redaction([])
+
+    def fields(self, record: logging.LogRecord) -> tuple[str, Any, Optional[str]]:
+        """The record's message, `with` values and exception text, masked."""
+        mask = self.redaction
+        extra = getattr(record, "with", None)
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        return (
+            mask.text(record.getMessage()),
+            mask.value(extra) if extra else None,
+            mask.text(exception) if exception is not None else None,
+        )
 
 
-class JSONFormatter(logging.Formatter):
+class JSONFormatter(MaskingFormatter):
     """`{"time", "level", "logger", "message", "request_id"?, "with"?, "exception"?}` per line."""
 
     def format(self, record: logging.LogRecord) -> str:
+        message, extra, exception = self.fields(record)
         entry: dict[str, Any] = {
             "time": _iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": message,
         }
         if WORKER_ID is not None:
             entry["worker_id"] = WORKER_ID
         request_id = REQUEST_ID.get()
         if request_id is not None:
             entry["request_id"] = request_id
-        extra = getattr(record, "with", None)
         if extra:
             entry["with"] = extra
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if exception is not None:
+            entry["exception"] = exception
         return json.dumps(entry, default=repr, ensure_ascii=False)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(MaskingFormatter):
     """`HH:MM:SS.mmm level [request id] message key=value` for people reading a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
+        message, extra, exception = self.fields(record)
         stamp = datetime.datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
         request_id = REQUEST_ID.get()
         parts = [stamp, f"{record.levelname.lower():<7}"]
@@ -57,13 +76,12 @@ class TextFormatter(logging.Formatter):
             parts.append(f"w{WORKER_ID}")
         if request_id is not None:
             parts.append(f"[{request_id[:12]}]")
-        parts.append(record.getMessage())
-        extra = getattr(record, "with", None)
-        if extra:
+        parts.append(message)
+        if isinstance(extra, dict):
             parts.append(" ".join(f"{k}={v!r}" for k, v in extra.items()))
         text = " ".join(parts)
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+        if exception is not None:
+            text += "\n" + exception
         return text
 
 
@@ -72,33 +90,16 @@ def _iso(created: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class RedactingFormatter(logging.Formatter):
-    """Another formatter's lines with every known secret value replaced by `***`."""
-
-    def __init__(self, inner: logging.Formatter, secrets: list[str]) -> None:
-        super().__init__()
-        self.inner = inner
-        self.secrets = sorted(secrets, key=len, reverse=True)
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = self.inner.format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
 def configure_logging(
     level: str = "info", log_format: str = "auto", stream: Optional[TextIO] = None
 ) -> None:
     """Send the runtime's and the user's log records to `stream` (stderr) in one format,
-    with the values of SECRET_VARIABLES masked in every line."""
+    with secrets (wrapper.secrets) masked in every line."""
     stream = stream or sys.stderr
     if log_format == "auto":
         log_format = "text" if stream.isatty() else "json"
-    formatter: logging.Formatter = JSONFormatter() if log_format == "json" else TextFormatter()
-    secrets = [os.environ[name] for name in SECRET_VARIABLES if len(os.environ.get(name, "")) >= 4]
-    if secrets:
-        formatter = RedactingFormatter(formatter, secrets)
+    redaction = Redaction.from_environment()
+    formatter = JSONFormatter(redaction) if log_format == "json" else TextFormatter(redaction)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     handler.setLevel(level.upper())  # also for loggers that skip their level (nuclio-sdk's)

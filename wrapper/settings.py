@@ -378,4 +378,3 @@ def project_of(settings: Settings, from_spec: Optional[str]) -> str:
     if settings.layers.get("project") == "default" and from_spec:
         return from_spec
     return str(settings.project)
-

@@ -26,7 +26,7 @@ def session() -> Iterator[tuple[Session, socket.socket]]:
     session._sendall = ours.sendall
     session.function = type("F", (), {"context": type("C", (), {"platform": None})()})()  # type: ignore[assignment]
     logger = logging.getLogger("wrapper.nuclio")
-    handler = ProcessorLogHandler(session.send, [])
+    handler = ProcessorLogHandler(session.send)
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -20,7 +19,6 @@ from typing import Any, Callable, Optional
 
 from wrapper.errors import InitError, WrapperError
 from wrapper.invocation import PreparedHandler
-from wrapper.logs import SECRET_VARIABLES
 from wrapper.nuclio import codec
 from wrapper.nuclio.framing import (
     FrameReader,
@@ -31,6 +29,7 @@ from wrapper.nuclio.framing import (
 )
 from wrapper.nuclio.logs import ProcessorLogHandler
 from wrapper.reply import JSON, Reply, collect, dump_json, to_reply
+from wrapper.secrets import Redaction
 
 log = logging.getLogger("wrapper.nuclio")
 
@@ -114,11 +113,10 @@ class Session:
         self._sendall = self.event_sock.sendall
         if self.settings.control_socket:
             self._control = LineWriter(connect(self.settings.control_socket, attempts))
-        secrets = [os.environ[n] for n in SECRET_VARIABLES if len(os.environ.get(n, "")) >= 4]
         root = logging.getLogger()
         for handler in list(root.handlers):
             root.removeHandler(handler)
-        root.addHandler(ProcessorLogHandler(self.send, secrets))
+        root.addHandler(ProcessorLogHandler(self.send, Redaction.from_environment()))
 
     def run(self, function: PreparedHandler) -> int:
         """Init, announce readiness, answer events until the processor goes (exit code 1)."""

@@ -1,0 +1,199 @@
+"""Secrets kept out of every log line: one list of values, masked before any encoding."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+from wrapper.logs import configure_logging
+from wrapper.nuclio.logs import ProcessorLogHandler
+from wrapper.secrets import (
+    CREDENTIAL_VARIABLES,
+    SECRET_VARIABLES_SETTING,
+    Redaction,
+    mask_url_credentials,
+    secret_values,
+)
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_the_credential_variables_and_the_operators_names_are_secret() -> None:
+    environ = {
+        "GIT_TOKEN": "ghp_token",
+        "GIT_USERNAME": "robot-user",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "AWS_SESSION_TOKEN": "aws-session",
+        "GIT_PASSWORD": "abc",  # too short to mask safely
+        "DB_PASSWORD": "db-password",
+        "OTHER": "not-a-secret",
+        SECRET_VARIABLES_SETTING: " DB_PASSWORD , MISSING,",
+    }
+    assert set(secret_values(environ)) == {
+        "ghp_token",
+        "robot-user",
+        "aws-secret",
+        "aws-session",
+        "db-password",
+    }
+    assert "GIT_PASSWORD" in CREDENTIAL_VARIABLES
+
+
+def test_longer_secrets_are_masked_first_and_a_mask_never_rebuilds_one() -> None:
+    redaction = Redaction(["abcd", "abcdef", "a***"])
+    assert redaction.text("x abcdef abcd y") == "x *** *** y"
+    assert redaction.text("aa***") == "***"  # masking "a***" once would leave "a***"
+
+
+def test_credentials_in_urls_are_masked_inside_longer_text() -> None:
+    text = "clone https://user:p@ss@git.example/org/repo.git failed; see https://ok.example/a@b"
+    assert mask_url_credentials(text) == (
+        "clone https://***@git.example/org/repo.git failed; see https://ok.example/a@b"
+    )
+    assert Redaction([]).text("s3://KEY:SECRET@host/b") == "s3://***@host/b"
+    assert mask_url_credentials("mail me at ada@example.org") == "mail me at ada@example.org"
+
+
+def test_nested_values_are_masked_and_made_json_ready() -> None:
+    class Holder:
+        def __repr__(self) -> str:
+            return "<Holder s3cr3t!>"
+
+    redaction = Redaction(["s3cr3t!"])
+    value = {"a": ["s3cr3t!", ("x s3cr3t!", 1)], "s3cr3t!": {"b": Holder()}, 2: None}
+    assert redaction.value(value) == {
+        "a": ["***", ["x ***", 1]],
+        "***": {"b": "<Holder ***>"},
+        2: None,
+    }
+
+
+# --- the property: no secret in clear, whatever its characters, in any log line --------
+
+SECRETS = st.text(min_size=4, max_size=20)
+"""Any characters: quotes, backslashes, control characters, non-ASCII."""
+
+
+class Raised(Exception):
+    pass
+
+
+def _log_everywhere(secret: str) -> None:
+    log = logging.getLogger("function")
+    log.info("token %s end", secret, extra={"with": {"v": secret, "nested": [{"k": secret}]}})
+    try:
+        raise Raised(f"failed with {secret}")
+    except Raised:
+        log.exception("failed")
+
+
+def _fixed_time(record: logging.LogRecord) -> bool:
+    record.created, record.msecs = 0.0, 0.0
+    return True
+
+
+def _stream_lines(log_format: str) -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("info", log_format, stream)
+    logging.getLogger().handlers[0].addFilter(_fixed_time)
+    return stream
+
+
+def _l_lines() -> list[bytes]:
+    sent: list[bytes] = []
+    handler = ProcessorLogHandler(sent.append, Redaction.from_environment())
+    handler.addFilter(_fixed_time)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    return sent
+
+
+def _all_output(secret: str) -> list[str]:
+    """Every line of both formats and of `l` lines for records holding `secret`, raw and, for
+    JSON, each decoded string too."""
+    texts: list[str] = []
+    for log_format in ("json", "text"):
+        stream = _stream_lines(log_format)
+        _log_everywhere(secret)
+        texts.append(stream.getvalue())
+        if log_format == "json":
+            texts.extend(_decoded(json.loads(line)) for line in stream.getvalue().splitlines())
+    sent = _l_lines()
+    _log_everywhere(secret)
+    for line in sent:
+        assert line.startswith(b"l") and line.endswith(b"\n")
+        raw = line[1:].decode()
+        texts.extend([raw, _decoded(json.loads(raw))])
+    return texts
+
+
+def _decoded(value: object) -> str:
+    """All strings in a decoded JSON value (keys too), one per line."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "\n".join(_decoded(k) + "\n" + _decoded(v) for k, v in value.items())
+    if isinstance(value, list):
+        return "\n".join(_decoded(v) for v in value)
+    return ""
+
+
+@pytest.mark.parametrize("variable", [*CREDENTIAL_VARIABLES, "OPERATOR_NAMED"])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(secret=SECRETS)
+@example(secret='se"cr\\et123')
+@example(secret="\n\t\x01\x7f\u2028ab")
+@example(secret="\u00e9\u20ac\U0001f600x")
+def test_no_secret_in_clear_in_any_log_line(
+    variable: str, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assume("\x00" not in secret)  # an environment value cannot hold NUL
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(SECRET_VARIABLES_SETTING, raising=False)
+    baseline = "\n".join(_all_output("<placeholder>"))
+    assume(secret not in baseline)  # e.g. "info" or "time": the line's own words, not a leak
+    monkeypatch.setenv(variable, secret)
+    if variable == "OPERATOR_NAMED":
+        monkeypatch.setenv(SECRET_VARIABLES_SETTING, "OTHER,OPERATOR_NAMED")
+    for text in _all_output(secret):
+        assert secret not in text
+
+
+def test_invoke_prints_no_secret_in_json_logs() -> None:
+    """Issue 17: a secret holding `"` and `\\` went out in clear in JSON lines."""
+    secret = 'se"cr\\et123'
+    logged = repr("token " + secret)
+    code = f"def handler(context, event):\n    context.logger.info({logged})\n    return 1\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "wrapper", "invoke", "--code", code, "--log-format", "json"],
+        env={**os.environ, "GIT_TOKEN": secret},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "token ***" in [json.loads(line)["message"] for line in done.stderr.splitlines()]
+    for output in (done.stdout, done.stderr):
+        assert secret not in output
+        assert json.dumps(secret)[1:-1] not in output
+        assert "cr\\\\et" not in output
