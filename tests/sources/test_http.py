@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -411,3 +412,96 @@ def test_the_usual_proxy_variables_are_honoured(
     tree = fetch("http://code.example.invalid/func.py", tmp_path)
     assert (tree.root / "func.py").read_bytes() == CODE
     assert server.requests[0]["headers"]["Host"] == "code.example.invalid"
+
+
+# --- a total deadline, also over the headers; memory stays flat ------------------------------
+
+DEADLINE_CHILD = """
+import json, sys, time
+def peak():  # own peak RSS, KiB (ru_maxrss counts the forked parent)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+from pathlib import Path
+from types import SimpleNamespace
+from wrapper.errors import SourceError
+from wrapper.sources import materialise_source
+from wrapper.sources.settings import FetchLimits, SourceSettings
+url, cache = sys.argv[1:3]
+limits = FetchLimits(total_timeout=2, read_timeout=5, max_download_bytes=64 * 1024 * 1024)
+source = SimpleNamespace(code_src=url, code=None, base64=None)
+started = time.monotonic()
+try:
+    materialise_source(source, SourceSettings(cache_dir=Path(cache), limits=limits))
+    error = None
+except SourceError as exc:
+    error = exc.message
+seconds = time.monotonic() - started
+print(json.dumps({"error": error, "seconds": seconds, "peak_kib": peak()}))
+"""
+
+
+def _drip_headers(handler: BaseHTTPRequestHandler) -> None:
+    with contextlib.suppress(OSError):  # until the client hangs up
+        for byte in b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 1000:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.3)
+
+
+def _stall_mid_body(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "100000")
+    handler.end_headers()
+    handler.wfile.write(b"#" * 1000)
+    handler.wfile.flush()
+    time.sleep(30)
+
+
+def _endless_body(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    chunk = b"#" * 65536
+    with contextlib.suppress(OSError):  # until the client hangs up
+        while True:
+            handler.wfile.write(chunk)
+
+
+@pytest.mark.parametrize(
+    ("responder", "expected"),
+    [
+        (_drip_headers, r"download took longer than 2 s"),
+        (_stall_mid_body, r"download took longer than 2 s"),
+        (_endless_body, r"download (took longer than 2 s|larger than max_download_bytes)"),
+    ],
+    ids=["drip-headers", "stall-mid-body", "endless-body"],
+)
+def test_a_misbehaving_server_is_cut_off_within_the_total_deadline(
+    server: Server, tmp_path: Path, responder: Responder, expected: str
+) -> None:
+    import json
+    import re
+    import subprocess
+    import sys
+
+    server.routes["/func.py"] = responder
+    url = server.url("/func.py").replace("://", "://user:pa55@")
+    out = tmp_path / "child.json"
+    with out.open("w") as stdout:
+        command = [sys.executable, "-c", DEADLINE_CHILD, url, str(tmp_path / "cache")]
+        child = subprocess.Popen(command, stdout=stdout)
+        assert child.wait(timeout=60) == 0
+    outcome = json.loads(out.read_text())
+    assert outcome["error"] and re.search(expected, outcome["error"]), outcome
+    assert "pa55" not in outcome["error"] and "***@127.0.0.1" in outcome["error"]
+    assert outcome["seconds"] < 3, outcome
+    peak = outcome["peak_kib"]
+    print(f"{responder.__name__}: {outcome['seconds']:.2f} s, peak {peak} KiB")
+    assert peak < 100 * 1024, f"peak RSS {peak} KiB"
+
+
+def test_a_redirect_to_ftp_is_refused(server: Server, tmp_path: Path) -> None:
+    server.routes["/func.py"] = (302, {"Location": "ftp://127.0.0.1/func.py"}, b"")
+    with pytest.raises(SourceError, match="redirect to a ftp: URL refused"):
+        fetch(server.url("/func.py"), tmp_path)

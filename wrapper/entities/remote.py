@@ -1,28 +1,40 @@
 """Content an entity points at outside the store: an http(s) URL, an s3:// object or a file
 on this machine (registered in place by `project.new_*`), opened as a stream (never read
 whole). No credential is added to an http(s) request; S3 keys go to the endpoint the AWS
-configuration names (boto3, imported only for s3://)."""
+configuration names (boto3, imported only for s3://). An http(s) read is bounded as code
+downloads are (`FetchLimits`, from the `FN_WRAPPER_*` twins of the download flags): time to
+connect, each read, the whole transfer (headers and body), size, redirects."""
 
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Optional, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Optional, cast
 from urllib.parse import unquote, urlsplit
 
 from wrapper.entities.store import StoreError
 
-READ_TIMEOUT = 60.0
-"""Seconds a remote read may wait for data (and to connect)."""
+if TYPE_CHECKING:
+    import http.client
+
+    from wrapper.sources.http import Deadline
+    from wrapper.sources.settings import FetchLimits
 
 
 def shown(url: str) -> str:
-    """A URL fit for messages: no user info, query or fragment (they may hold secrets)."""
+    """A URL fit for messages: user info masked as `***@`, no query or fragment (they may
+    hold secrets)."""
     parts = urlsplit(url)
+    masked = "***@" if "@" in parts.netloc else ""
     host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # "user:pass@host" read as a bad port
+        port = ""
+    return f"{parts.scheme}://{masked}{host}{port}{parts.path}"
 
 
 def local_path(path: str) -> Optional[Path]:
@@ -53,18 +65,93 @@ def open_remote(url: str) -> BinaryIO:
 
 
 def _open_http(url: str) -> BinaryIO:
+    import http.client
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, headers={"User-Agent": "fn-wrapper"})
+    from wrapper.sources.http import Deadline, failure_reason, open_bounded
+    from wrapper.sources.settings import FetchLimits
+
     try:
-        return cast(BinaryIO, urllib.request.urlopen(request, timeout=READ_TIMEOUT))
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        raise StoreError(f"cannot read {shown(url)}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
+        limits = FetchLimits.from_environ(os.environ)
+    except ValueError as exc:
+        raise StoreError(f"cannot read {shown(url)}: {exc}") from None
+    request = urllib.request.Request(url, headers={"User-Agent": "fn-wrapper"})
+    deadline = Deadline(limits.total_timeout)
+    try:
+        response = open_bounded(request, limits, deadline)
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limits.max_download_bytes:
+            response.close()
+            raise StoreError(
+                f"cannot read {shown(url)}: its {declared} bytes exceed "
+                f"max_download_bytes={limits.max_download_bytes} (FN_WRAPPER_MAX_DOWNLOAD_SIZE)"
+            )
+    except (OSError, http.client.HTTPException) as exc:
+        deadline.cancel()
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()
+        reason = failure_reason(exc, limits, deadline)
         raise StoreError(f"cannot read {shown(url)}: {reason}") from None
+    except BaseException:
+        deadline.cancel()
+        raise
+    stream = _HTTPStream(_BoundedResponse(response, url, limits, deadline), 64 * 1024)
+    stream.headers = response.headers  # the content type tells a dataframe's format
+    return cast(BinaryIO, stream)
+
+
+class _HTTPStream(io.BufferedReader):
+    headers: Any = None
+
+
+class _BoundedResponse(io.RawIOBase):
+    """An http(s) body read within its limits: a failure, the deadline or too many bytes is
+    a StoreError naming the URL."""
+
+    def __init__(
+        self,
+        response: http.client.HTTPResponse,
+        url: str,
+        limits: FetchLimits,
+        deadline: Deadline,
+    ) -> None:
+        super().__init__()
+        self._response = response
+        self._url = url
+        self._limits = limits
+        self._deadline = deadline
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        import http.client
+
+        from wrapper.sources.http import failure_reason
+
+        try:
+            count = self._response.readinto(buffer)
+        except (OSError, http.client.HTTPException) as exc:
+            reason = failure_reason(exc, self._limits, self._deadline)
+            raise StoreError(f"cannot read {shown(self._url)}: {reason}") from None
+        if self._deadline.expired:  # the watchdog cut the body short
+            raise StoreError(f"cannot read {shown(self._url)}: {self._deadline.reason()}")
+        self._total += count
+        if self._total > self._limits.max_download_bytes:
+            raise StoreError(
+                f"cannot read {shown(self._url)}: larger than max_download_bytes="
+                f"{self._limits.max_download_bytes} (FN_WRAPPER_MAX_DOWNLOAD_SIZE)"
+            )
+        if count == 0:
+            self._deadline.cancel()  # read to the end: nothing left to bound
+        return count
+
+    def close(self) -> None:
+        self._deadline.cancel()
+        self._response.close()
+        super().close()
 
 
 def is_s3_folder(path: str) -> bool:

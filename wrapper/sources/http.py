@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import logging
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +22,7 @@ from wrapper.errors import SourceError
 from wrapper.sources import SourceTree
 from wrapper.sources.blob import copy_bounded, noted_tree, pinned_tree, tree_from_file, tree_note
 from wrapper.sources.cache import CodeCache
-from wrapper.sources.settings import SourceSettings, origin_of
+from wrapper.sources.settings import FetchLimits, SourceSettings, origin_of
 from wrapper.sources.uri import SourceURI, redact_uri
 
 log = logging.getLogger("wrapper.sources")
@@ -78,8 +80,9 @@ def _download(
     if note and note.get("last_modified"):
         request.add_header("If-Modified-Since", note["last_modified"])
     started = time.monotonic()
+    deadline = Deadline(limits.total_timeout)
     try:
-        with _opener(uri, settings).open(request, timeout=limits.connect_timeout) as response:
+        with open_bounded(request, limits, deadline) as response:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > limits.max_download_bytes:
                 raise _refused(
@@ -87,20 +90,98 @@ def _download(
                     f"its {declared} bytes exceed max_download_bytes={limits.max_download_bytes}",
                 )
             size = copy_bounded(response.read1, out, uri=uri, settings=settings, started=started)
+            if deadline.expired:  # the watchdog cut the body short
+                raise _refused(uri, deadline.reason())
             out.flush()
             headers = response.headers
             return _Answer(size, headers.get("ETag"), headers.get("Last-Modified"))
     except urllib.error.HTTPError as exc:
+        exc.close()
         if exc.code == 304 and note:
             return None
-        if 300 <= exc.code < 400:
-            reason = f"more than max_redirects={limits.max_redirects} redirects"
-            raise _refused(uri, reason) from None
-        raise _refused(uri, f"HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise _refused(uri, _reason(exc.reason, limits.connect_timeout)) from None
+        raise _refused(uri, failure_reason(exc, limits, deadline)) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise _refused(uri, _reason(exc, limits.read_timeout)) from None
+        raise _refused(uri, failure_reason(exc, limits, deadline)) from None
+    finally:
+        deadline.cancel()
+
+
+class Deadline:
+    """A wall-clock limit on one transfer. A watchdog shuts the transfer's sockets when it
+    passes, so a server that drips its headers or body a byte at a time cannot hold a read
+    past it (a socket timeout alone bounds only each wait)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self) -> float:
+        """Seconds left (at least a little, so a zero timeout never means "block")."""
+        return max(self.ends - time.monotonic(), 0.001)
+
+    def reason(self) -> str:
+        return f"download took longer than {self.seconds:g} s"
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut `sock` at the deadline (at once when it has already passed)."""
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.expired:
+                return
+        _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._sockets.clear()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    """Wake a read blocked on `sock` (another thread's) with end-of-file."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the raw fd, also under TLS
+
+
+def open_bounded(
+    request: urllib.request.Request, limits: FetchLimits, deadline: Deadline
+) -> http.client.HTTPResponse:
+    """Open `request` within `limits`: connect within connect_timeout, each read within
+    read_timeout, everything (connect, headers, body) before `deadline`; only http(s)
+    redirects, never https to http, at most max_redirects. Failures are urllib's errors
+    (`failure_reason` words them)."""
+    opener = urllib.request.build_opener(
+        _Redirects(limits.max_redirects),
+        _HTTPHandler(limits, deadline),
+        _HTTPSHandler(limits, deadline),
+    )
+    timeout = min(limits.connect_timeout, deadline.left())
+    return opener.open(request, timeout=timeout)  # type: ignore[no-any-return]
+
+
+def failure_reason(exc: BaseException, limits: FetchLimits, deadline: Deadline) -> str:
+    """A short, secret-free reason for a failed `open_bounded` transfer."""
+    if deadline.expired:
+        return deadline.reason()
+    if isinstance(exc, urllib.error.HTTPError):
+        if 300 <= exc.code < 400:
+            return f"more than max_redirects={limits.max_redirects} redirects"
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return _reason(exc.reason, limits.connect_timeout)
+    return _reason(exc, limits.read_timeout)
 
 
 def _reason(error: Any, timeout: float) -> str:
@@ -124,22 +205,11 @@ def _file_name(location: str) -> str:
     return name if name and "\\" not in name and "\x00" not in name else "download"
 
 
-def _opener(uri: SourceURI, settings: SourceSettings) -> urllib.request.OpenerDirector:
-    """An opener with our redirect rules and a read timeout distinct from the connect one."""
-    read_timeout = settings.limits.read_timeout
-    return urllib.request.build_opener(
-        _Redirects(uri, settings.limits.max_redirects),
-        _HTTPHandler(read_timeout),
-        _HTTPSHandler(read_timeout),
-    )
-
-
 class _Redirects(urllib.request.HTTPRedirectHandler):
     """Follow http(s) redirects only; never downgrade to http; drop credentials across origins."""
 
-    def __init__(self, uri: SourceURI, max_redirects: int) -> None:
+    def __init__(self, max_redirects: int) -> None:
         super().__init__()
-        self.uri = uri
         self.max_redirections = max_redirects  # type: ignore[misc]  # urllib's per-handler cap
 
     def http_error_302(
@@ -148,9 +218,12 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         newurl = urljoin(req.full_url, headers.get("Location") or headers.get("URI") or "")
         scheme = urlsplit(newurl).scheme.lower()
         if scheme not in ("http", "https"):
-            raise _refused(self.uri, f"redirect to a {scheme}: URL refused")
+            fp.close()
+            raise urllib.error.URLError(f"redirect to a {scheme}: URL refused")
         if urlsplit(req.full_url).scheme == "https" and scheme == "http":
-            raise _refused(self.uri, f"redirect from https to http refused ({redact_uri(newurl)})")
+            fp.close()
+            refused = f"redirect from https to http refused ({redact_uri(newurl)})"
+            raise urllib.error.URLError(refused)
         # 308 is 307 for a GET (Python < 3.11 does not know 308)
         return super().http_error_302(req, fp, 307 if code == 308 else code, msg, headers)
 
@@ -171,30 +244,33 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def _timed(base: type[http.client.HTTPConnection], read_timeout: float) -> Any:
-    """`base` whose socket switches from the connect timeout to `read_timeout` once connected."""
+def _timed(base: type[http.client.HTTPConnection], limits: FetchLimits, deadline: Deadline) -> Any:
+    """`base` that connects within what is left of `deadline`, then waits at most
+    read_timeout for each read, and whose socket the deadline's watchdog shuts."""
 
     class Timed(base):  # type: ignore[valid-type, misc]
         def connect(self) -> None:
-            super().connect()
-            self.sock.settimeout(read_timeout)
+            self.timeout = min(limits.connect_timeout, deadline.left())
+            super().connect()  # TLS: the handshake too, each wait under the connect timeout
+            deadline.watch(self.sock)
+            self.sock.settimeout(min(limits.read_timeout, deadline.left()))
 
     return Timed
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, read_timeout: float) -> None:
+    def __init__(self, limits: FetchLimits, deadline: Deadline) -> None:
         super().__init__()
-        self._connection = _timed(http.client.HTTPConnection, read_timeout)
+        self._connection = _timed(http.client.HTTPConnection, limits, deadline)
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(self._connection, req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, read_timeout: float) -> None:
+    def __init__(self, limits: FetchLimits, deadline: Deadline) -> None:
         super().__init__()
-        self._connection = _timed(http.client.HTTPSConnection, read_timeout)
+        self._connection = _timed(http.client.HTTPSConnection, limits, deadline)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(self._connection, req, context=ssl.create_default_context())

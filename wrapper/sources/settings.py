@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 MiB = 1024 * 1024
@@ -21,6 +21,29 @@ class FetchLimits:
     total_timeout: float = 300.0
     max_download_bytes: int = 256 * MiB
     max_redirects: int = 5
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> FetchLimits:
+        """The limits the `FN_WRAPPER_*` twins of the download flags set (defaults for the
+        rest): how reads that do not get the parsed settings (entity content) are bounded."""
+        from wrapper.settings import byte_size, count, seconds
+
+        fields = {
+            "connect_timeout": ("CONNECT_TIMEOUT", seconds),
+            "read_timeout": ("READ_TIMEOUT", seconds),
+            "total_timeout": ("DOWNLOAD_TIMEOUT", seconds),
+            "max_download_bytes": ("MAX_DOWNLOAD_SIZE", byte_size),
+            "max_redirects": ("MAX_REDIRECTS", count),
+        }
+        given: dict[str, Any] = {}
+        for name, (twin, parse) in fields.items():
+            text = environ.get(f"FN_WRAPPER_{twin}")
+            if text:
+                try:
+                    given[name] = parse(text)
+                except ValueError as exc:
+                    raise ValueError(f"FN_WRAPPER_{twin}: {exc}") from None
+        return cls(**given)
 
 
 @dataclass(frozen=True)
