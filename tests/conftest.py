@@ -4,6 +4,7 @@ entity stores (the local one, and S3 on moto's server), and a folder served over
 from __future__ import annotations
 
 import http.server
+import logging
 import os
 import subprocess
 import sys
@@ -41,6 +42,16 @@ def restore_imports() -> Iterator[None]:
     sys.path[:] = path
     for name in set(sys.modules) - modules:
         del sys.modules[name]
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """For tests that configure logging: the root logger's handlers and level put back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 WriteTree = Callable[[dict[str, str]], Path]
