@@ -6,6 +6,7 @@ import base64
 import logging
 import os
 import re
+import socket
 import socketserver
 import ssl
 import subprocess
@@ -21,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import trustme
 
+from tests.raw_http import Behaviour, RawServer, drip_headers
 from wrapper.errors import SourceError, UnsafeArchiveError
 from wrapper.loader import load_code
 from wrapper.sources import SourceTree, materialise_source
@@ -736,3 +738,154 @@ def test_a_redirect_from_https_to_plain_http_is_refused(
         ):
             materialise_git(parse_source_uri(url), SourceSettings(cache))
     assert server.requests == []
+
+
+# --- a git bomb: refused from the objects' headers, memory flat ----------------------------------
+
+BOMB_CHILD = """
+import json, sys
+from pathlib import Path
+from wrapper.errors import SourceError
+from wrapper.sources.git import materialise_git
+from wrapper.sources.settings import ArchiveLimits, SourceSettings
+from wrapper.sources.uri import parse_source_uri
+url, cache = sys.argv[1:3]
+limits = ArchiveLimits(max_unpacked_bytes=100 * 1024 * 1024)
+settings = SourceSettings(cache_dir=Path(cache), archive_limits=limits, allow_git_http=True)
+try:
+    materialise_git(parse_source_uri(url), settings)
+    error = None
+except SourceError as exc:
+    error = exc.message
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"error": error, "peak_kib": peak}))
+"""
+
+
+def test_a_git_bomb_is_refused_with_memory_flat(tmp_path: Path) -> None:
+    import json
+
+    bomb = tmp_path / "repos" / "bomb.git"
+    bomb.parent.mkdir()
+    git("init", "-q", "--bare", "-b", "main", str(bomb), cwd=tmp_path)
+    zeros = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"],
+            input=bytes(200_000_000),
+            cwd=bomb,
+            env={**os.environ, **GIT_ENV},
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    _plumb_commit(bomb, "main", [f"100644 blob {zeros}\tzeros.bin"])
+    with GitServer(tmp_path / "repos") as server:
+        command = [sys.executable, "-c", BOMB_CHILD, server.url("bomb.git"), str(tmp_path / "c")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert "a blob of 200000000 bytes); refused before unpacking it" in outcome["error"], outcome
+    print(f"git bomb: peak {outcome['peak_kib']} KiB")
+    assert outcome["peak_kib"] < 100 * 1024, outcome
+    assert not list((tmp_path / "c").glob("git/[0-9a-f]*"))
+
+
+# --- a misbehaving git server: cut off within the total deadline, memory flat -----------------
+
+GIT_DEADLINE_CHILD = """
+import json, sys, time
+from pathlib import Path
+from wrapper.errors import SourceError
+from wrapper.sources.git import materialise_git
+from wrapper.sources.settings import FetchLimits, SourceSettings
+from wrapper.sources.uri import parse_source_uri
+url, cache = sys.argv[1:3]
+limits = FetchLimits(total_timeout=2, read_timeout=5, max_download_bytes=64 * 1024 * 1024)
+settings = SourceSettings(cache_dir=Path(cache), limits=limits, allow_git_http=True)
+started = time.monotonic()
+try:
+    materialise_git(parse_source_uri(url), settings)
+    error = None
+except SourceError as exc:
+    error = exc.message
+seconds = time.monotonic() - started
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"error": error, "seconds": seconds, "peak_kib": peak}))
+"""
+ADVERTISED = "application/x-git-upload-pack-advertisement"
+
+
+def pkt(text: str) -> bytes:
+    return f"{len(text) + 4:04x}{text}".encode()
+
+
+def _refs_advertisement() -> bytes:
+    sha = "1" * 40
+    return (
+        pkt("# service=git-upload-pack\n")
+        + b"0000"
+        + pkt(f"{sha} HEAD\0multi_ack_detailed no-done\n")
+        + pkt(f"{sha} refs/heads/main\n")
+        + b"0000"
+    )
+
+
+def _request_line(conn: socket.socket) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(65536) or b"\r\n\r\n"
+    return head.split(b"\r\n", 1)[0]
+
+
+def git_stall_mid_body(conn: socket.socket) -> None:
+    _request_line(conn)
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: {ADVERTISED}\r\nContent-Length: 100000\r\n\r\n"
+    conn.sendall(head.encode() + _refs_advertisement()[:40])
+    time.sleep(30)
+
+
+def git_endless_pack(conn: socket.socket) -> None:
+    """Refs as a v0 smart server sends them, then a pack that never ends (on the same or a new
+    connection, for each request dulwich makes)."""
+    while True:
+        if b"info/refs" in _request_line(conn):
+            body = _refs_advertisement()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: {ADVERTISED}\r\n"
+            conn.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            continue
+        head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-result\r\n"
+        conn.sendall(f"{head}Connection: close\r\n\r\n".encode() + b"0008NAK\nPACK\0\0\0\2\0\1\0\0")
+        chunk = os.urandom(65536)
+        while True:
+            conn.sendall(chunk)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "expected"),
+    [
+        (drip_headers, r"the fetch took longer than total_timeout=2 s"),
+        (git_stall_mid_body, r"the fetch took longer than total_timeout=2 s"),
+        (git_endless_pack, r"total_timeout=2 s|larger than max_download_bytes=67108864"),
+    ],
+    ids=["drip-headers", "stall-mid-body", "endless-pack"],
+)
+def test_a_misbehaving_git_server_is_cut_off_within_the_total_deadline(
+    tmp_path: Path, behaviour: Behaviour, expected: str
+) -> None:
+    import json
+
+    server = RawServer(behaviour)
+    try:
+        url = f"git+http://127.0.0.1:{server.port}/repo.git"
+        command = [sys.executable, "-c", GIT_DEADLINE_CHILD, url, str(tmp_path / "cache")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["error"] and re.search(expected, outcome["error"]), outcome
+    print(f"{behaviour.__name__}: {outcome['seconds']:.2f} s, peak {outcome['peak_kib']} KiB")
+    assert outcome["seconds"] < 3, outcome
+    assert outcome["peak_kib"] < 100 * 1024, outcome

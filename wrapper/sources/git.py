@@ -13,11 +13,11 @@ import io
 import logging
 import re
 import stat
-import time
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import urllib3
 from dulwich.client import Urllib3HttpGitClient, default_user_agent_string
@@ -29,7 +29,16 @@ from wrapper.errors import SourceError, UnsafeArchiveError
 from wrapper.sources import SourceTree
 from wrapper.sources.archive import SafeTree
 from wrapper.sources.cache import CodeCache
-from wrapper.sources.settings import ArchiveLimits, FetchLimits, SourceSettings, origin_of
+from wrapper.sources.http import Deadline
+from wrapper.sources.packs import check_pack
+from wrapper.sources.settings import (
+    ArchiveLimits,
+    FetchLimits,
+    SourceSettings,
+    origin_of,
+    proxy_for,
+    tls_context,
+)
 from wrapper.sources.uri import SourceURI
 
 if TYPE_CHECKING:
@@ -185,10 +194,16 @@ class _Remote(Urllib3HttpGitClient):
 
     def __init__(self, uri: SourceURI, settings: SourceSettings) -> None:
         authorization, self.secrets = _credentials(uri, settings)
-        self.pool = _ScopedPool(uri.location, authorization, settings)
+        self.deadline = Deadline(settings.limits.total_timeout)
+        try:
+            self.scope = _Scope(uri.location, authorization, settings)
+            self.pool = _scoped_pool(uri.location, self.scope, settings)
+        except ValueError as exc:  # a proxy or CA bundle variable that cannot be used
+            self.deadline.cancel()
+            raise SourceError(f"code_src {uri.shown!r}: {exc}") from None
+        self.pool.pool_classes_by_scheme = _watched_pools(self.deadline)
         super().__init__(uri.location, pool_manager=self.pool)
         self.uri, self.settings, self.left = uri, settings, settings.limits.max_download_bytes
-        self.deadline = time.monotonic() + settings.limits.total_timeout
 
     def fetch_commit(self, repo: Repo, sha: str) -> None:
         """Fetch the one commit `sha` (depth 1) into repo.
@@ -199,11 +214,23 @@ class _Remote(Urllib3HttpGitClient):
         """
         want = ObjectID(sha.encode())
         try:
-            self.fetch(b"", repo, determine_wants=lambda refs, depth=None: [want], depth=1)
+            self._fetch_checked(repo, lambda refs, depth=None: [want], depth=1)
         except GitProtocolError:
-            self.fetch(b"", repo, determine_wants=_branches_and_tags)
+            self._fetch_checked(repo, _branches_and_tags)
         if want not in repo.object_store:
             raise _Failure(f"commit {sha} is not on any branch or tag of the repository")
+
+    def _fetch_checked(self, repo: Repo, wants: Callable[..., list[ObjectID]], **kw: Any) -> None:
+        """Fetch a pack to a file, check what it unpacks to (`check_pack`), then add it: dulwich
+        inflates each object whole while adding, so nothing oversized may reach it."""
+        with tempfile.TemporaryFile(dir=repo.object_store.path, prefix="incoming-") as pack:
+            result = self.fetch_pack(b"", wants, repo.get_graph_walker(), pack.write, **kw)
+            if pack.tell():
+                pack.seek(0)
+                check_pack(pack, self.settings.archive_limits.max_unpacked_bytes)
+                pack.seek(0)
+                repo.object_store.add_thin_pack(pack.read, None)
+        repo.update_shallow(result.new_shallow, result.new_unshallow)
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
@@ -220,6 +247,10 @@ class _Remote(Urllib3HttpGitClient):
             reason = str(exc)
         except (GitProtocolError, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             reason = _reason(exc, self.settings.limits)
+            if self.deadline.expired:  # the watchdog shut the socket under a read
+                reason = self._late()
+        finally:
+            self.deadline.cancel()
         for secret in self.secrets:
             reason = reason.replace(secret, "***")
         raise SourceError(f"code_src {self.uri.shown!r}: {reason}") from None
@@ -253,19 +284,21 @@ class _Remote(Urllib3HttpGitClient):
         return bounded
 
     def _check_time(self) -> None:
-        if time.monotonic() > self.deadline:
-            limit = self.settings.limits.total_timeout
-            raise _Failure(f"the fetch took longer than total_timeout={limit:g} s")
+        if self.deadline.expired:
+            raise _Failure(self._late())
+
+    def _late(self) -> str:
+        return f"the fetch took longer than total_timeout={self.settings.limits.total_timeout:g} s"
 
     def _refusal(self, status: int) -> str:
         what = {401: "access denied", 403: "access denied", 404: "repository not found"}
         if status not in what:
             return f"the server answered HTTP {status}"
         text = f"{what[status]} (HTTP {status})"
-        (_, origin), sent = self.pool.last
+        (_, origin), sent = self.scope.last
         if sent:
             return f"{text} with the credentials given"
-        if self.pool.authorization:
+        if self.scope.authorization:
             return f"{text} at {origin}, where the server redirected (credentials not sent)"
         text += "; if the repository is private, " if status == 404 else ": "
         if self.settings.git_credentials:
@@ -308,38 +341,92 @@ def _reason(exc: Exception, limits: FetchLimits) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class _ScopedPool(urllib3.PoolManager):
+class _Scope:
+    """What a pool needs to scope credentials: the repository's origin and its Authorization,
+    whether plain http is allowed, and what the latest request was (origin, credentials sent)."""
+
+    def __init__(self, location: str, authorization: Optional[str], settings: SourceSettings):
+        self.origin, self.authorization = _origin(location), authorization
+        self.allow_http = settings.allow_git_http
+        self.last: tuple[_Origin, bool] = (self.origin, False)
+
+
+class _Scoped:
     """Sends Authorization only to the repository's origin (redirects included), bounds time and
     redirects, and refuses plain http (a redirect included) unless git over http is allowed."""
 
-    def __init__(
-        self, location: str, authorization: Optional[str], settings: SourceSettings
-    ) -> None:
-        limits = settings.limits
-        super().__init__(
-            headers={"User-Agent": default_user_agent_string()},
-            timeout=urllib3.Timeout(connect=limits.connect_timeout, read=limits.read_timeout),
-        )
-        hops = limits.max_redirects
-        self.retry = urllib3.Retry(total=hops + 2, connect=2, read=1, other=0, redirect=hops)
-        self.origin, self.authorization = _origin(location), authorization
-        self.allow_http = settings.allow_git_http
-        self.last: tuple[_Origin, bool] = (self.origin, False)  # latest request: origin, sent?
+    scope: _Scope
+    retry: urllib3.Retry
 
-    def urlopen(  # type: ignore[override]  # as urllib3's own PoolManager.urlopen
-        self, method: str, url: str, redirect: bool = True, **kw: Any
-    ) -> urllib3.BaseHTTPResponse:
-        origin = _origin(url)
-        if origin[0] != "https" and not self.allow_http:
+    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:
+        origin, scope = _origin(url), self.scope
+        if origin[0] != "https" and not scope.allow_http:
             raise _Failure(f"redirected to plain http ({origin[1]}); refused")
-        headers = kw.get("headers") or self.headers
+        headers = kw.get("headers") or self.headers  # type: ignore[attr-defined]
         kw["headers"] = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-        sent = self.authorization is not None and origin == self.origin
+        sent = scope.authorization is not None and origin == scope.origin
         if sent:
-            kw["headers"]["Authorization"] = self.authorization
-        self.last = (origin, sent)
+            kw["headers"]["Authorization"] = scope.authorization
+        scope.last = (origin, sent)
         kw.setdefault("retries", self.retry)  # urllib3 1.26 ignores a pool-wide default
-        return super().urlopen(method, url, redirect=redirect, **kw)
+        return super().urlopen(method, url, redirect=redirect, **kw)  # type: ignore[misc]
+
+
+class _ScopedPool(_Scoped, urllib3.PoolManager):  # type: ignore[misc]
+    pass
+
+
+class _ScopedProxy(_Scoped, urllib3.ProxyManager):  # type: ignore[misc]
+    pass
+
+
+def _scoped_pool(
+    location: str, scope: _Scope, settings: SourceSettings
+) -> _ScopedPool | _ScopedProxy:
+    """The pool the conversation goes through: direct, or through the proxy the usual
+    variables name for the repository (credentials in the proxy URL go to the proxy only)."""
+    limits = settings.limits
+    options: dict[str, Any] = {
+        "headers": {"User-Agent": default_user_agent_string()},
+        "timeout": urllib3.Timeout(connect=limits.connect_timeout, read=limits.read_timeout),
+        "ssl_context": tls_context("GIT_SSL_CAINFO"),
+    }
+    proxy = proxy_for(location)
+    pool: _ScopedPool | _ScopedProxy
+    if proxy is None:
+        pool = _ScopedPool(**options)
+    else:
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=pair)
+        bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        pool = _ScopedProxy(bare, **options)
+    hops = limits.max_redirects
+    pool.retry = urllib3.Retry(total=hops + 2, connect=2, read=1, other=0, redirect=hops)
+    pool.scope = scope
+    return pool
+
+
+def _watched_pools(deadline: Deadline) -> dict[str, type[urllib3.HTTPConnectionPool]]:
+    """Connection pools whose sockets the deadline's watchdog shuts, so a server dripping its
+    answer cannot hold the fetch past total_timeout (the read timeout bounds one wait only)."""
+
+    def watched(base: type[urllib3.connection.HTTPConnection]) -> Any:
+        class Watched(base):  # type: ignore[valid-type, misc]
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        return Watched
+
+    class Plain(urllib3.HTTPConnectionPool):
+        ConnectionCls = watched(urllib3.connection.HTTPConnection)
+
+    class TLS(urllib3.HTTPSConnectionPool):
+        ConnectionCls = watched(urllib3.connection.HTTPSConnection)
+
+    return {"http": Plain, "https": TLS}
 
 
 def _origin(url: str) -> _Origin:

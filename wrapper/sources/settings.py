@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import ssl
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,3 +105,31 @@ def git_credentials_from(environ: Mapping[str, str], hosts: str) -> Optional[Cre
         return None
     scoped = tuple(h.strip() for h in hosts.split(",") if h.strip())
     return Credentials(environ.get("GIT_USERNAME") or "oauth2", secret, scoped)
+
+
+TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+
+def tls_context(*specific: str) -> ssl.SSLContext:
+    """The TLS context of an https reader: the system's roots (or the bundle SSL_CERT_FILE
+    names, which OpenSSL reads itself) plus the bundles the `specific` variables (a reader's
+    own, e.g. GIT_SSL_CAINFO) and REQUESTS_CA_BUNDLE name."""
+    context = ssl.create_default_context()
+    for name in (*specific, "REQUESTS_CA_BUNDLE"):
+        bundle = os.environ.get(name)
+        if bundle:
+            try:
+                context.load_verify_locations(cafile=bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"{name}={bundle!r}: not a readable CA bundle ({exc})") from None
+    return context
+
+
+def proxy_for(url: str) -> Optional[str]:
+    """The proxy `url` goes through: the scheme's `*_proxy` variable unless NO_PROXY names
+    its host (urllib's reading of them, as curl and requests do)."""
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme.split("+")[-1].lower())
+    if not proxy or urllib.request.proxy_bypass(parts.netloc.rpartition("@")[2]):
+        return None
+    return proxy

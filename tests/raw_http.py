@@ -1,0 +1,76 @@
+"""A raw HTTP(S) server on 127.0.0.1 for tests of misbehaving peers: it plays a behaviour
+(a function given the accepted socket) on every connection, bytes exactly as written."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from typing import Callable
+
+Behaviour = Callable[[socket.socket], None]
+
+
+def drip_headers(conn: socket.socket) -> None:
+    """Headers one byte every 0.3 s, never finished."""
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\n" + b"X-Pad: " + b"a" * 1000:
+        conn.sendall(bytes([byte]))
+        time.sleep(0.3)
+
+
+def stall_mid_body(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\n")
+    conn.sendall(b"n\n" + b"1\n" * 500)
+    time.sleep(30)
+
+
+def endless_body(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nConnection: close\r\n\r\nn\n")
+    chunk = b"1\n" * 32768
+    while True:
+        conn.sendall(chunk)
+
+
+def redirect_to(location: str) -> Behaviour:
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(
+            f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        time.sleep(1)
+
+    return answer
+
+
+class RawServer:
+    """A TCP (or TLS) server on 127.0.0.1 that plays `behaviour` on every connection."""
+
+    def __init__(self, behaviour: Behaviour, tls: ssl.SSLContext | None = None) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.behaviour, self.tls = behaviour, tls
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._play, args=(conn,), daemon=True).start()
+
+    def _play(self, conn: socket.socket) -> None:
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            self.behaviour(conn)
+        except OSError:
+            pass  # the client went away
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
