@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -74,3 +75,63 @@ class RawServer:
 
     def close(self) -> None:
         self.listener.close()
+
+
+class Proxy:
+    """An HTTP proxy on 127.0.0.1 as curl and git know them: CONNECT tunnels (https) and
+    absolute-URI requests (http), both piped to the target; it records each request's method,
+    target and Proxy-Authorization header."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                head += data
+            lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            pairs = (line.split(": ", 1) for line in lines[1:] if ": " in line)
+            headers = {name.lower(): value for name, value in pairs}
+            self.seen.append((method, target, headers.get("proxy-authorization", "")))
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                head = b""
+            else:
+                host, _, rest = target.split("://", 1)[1].partition("/")
+                host, port = [*host.rsplit(":", 1), "80"][:2]
+                head = head.replace(target.encode(), b"/" + rest.encode(), 1)
+            with socket.create_connection((host, int(port))) as upstream:
+                upstream.sendall(head)
+                threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+                _pipe(conn, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import trustme
 
-from tests.raw_http import Behaviour, RawServer, drip_headers
+from tests.raw_http import Behaviour, Proxy, RawServer, drip_headers
 from wrapper.errors import SourceError, UnsafeArchiveError
 from wrapper.loader import load_code
 from wrapper.sources import SourceTree, materialise_source
@@ -889,3 +889,65 @@ def test_a_misbehaving_git_server_is_cut_off_within_the_total_deadline(
     print(f"{behaviour.__name__}: {outcome['seconds']:.2f} s, peak {outcome['peak_kib']} KiB")
     assert outcome["seconds"] < 3, outcome
     assert outcome["peak_kib"] < 100 * 1024, outcome
+
+
+# --- proxies and trust, as the usual variables set them --------------------------------------
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_https_goes_through_the_proxy_https_proxy_names(
+    origin: Origin, tls: ssl.SSLContext, cache: Path, no_proxies: pytest.MonkeyPatch
+) -> None:
+    proxy = Proxy()
+    no_proxies.setenv("HTTPS_PROXY", proxy.url.replace("://", "://puser:ppass@"))
+    try:
+        with GitServer(origin.root, tls=tls) as secure:
+            scoped = Credentials(USER, TOKEN, (f"127.0.0.1:{secure.port}",))
+            url = secure.url("private/repo.git#dev", scheme="git+https")
+            settings = SourceSettings(cache, git_credentials=scoped)
+            tree = materialise_git(parse_source_uri(url), settings)
+    finally:
+        proxy.close()
+    assert main_py(tree) == "def handler():\n    return 'dev'\n"
+    tunnel = base64.b64encode(b"puser:ppass").decode()
+    assert proxy.seen and {seen[:2] for seen in proxy.seen} == {
+        ("CONNECT", f"127.0.0.1:{secure.port}")
+    }
+    assert {seen[2] for seen in proxy.seen} == {f"Basic {tunnel}"}  # the proxy's, not the token
+
+
+def test_no_proxy_bypasses_the_proxy(
+    server: GitServer, cache: Path, no_proxies: pytest.MonkeyPatch
+) -> None:
+    proxy = Proxy()
+    no_proxies.setenv("HTTP_PROXY", proxy.url)
+    no_proxies.setenv("NO_PROXY", "localhost,127.0.0.1")
+    try:
+        assert (
+            main_py(fetch(server.url("repo.git#dev"), cache))
+            == "def handler():\n    return 'dev'\n"
+        )
+    finally:
+        proxy.close()
+    assert proxy.seen == [] and server.fetches == 1
+
+
+def test_requests_ca_bundle_is_trusted_and_a_stranger_is_not(
+    origin: Origin, tls: ssl.SSLContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = os.environ["SSL_CERT_FILE"]
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with GitServer(origin.root, tls=tls) as secure:
+        url = parse_source_uri(secure.url("repo.git#dev", scheme="git+https"))
+        with pytest.raises(SourceError, match=r"TLS certificate not trusted \(unable to get"):
+            materialise_git(url, SourceSettings(tmp_path / "one"))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
+        tree = materialise_git(url, SourceSettings(tmp_path / "two"))
+    assert main_py(tree) == "def handler():\n    return 'dev'\n"

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -19,6 +20,7 @@ from typing import Any, Callable, Optional, Union
 
 import pytest
 
+from tests.raw_http import Proxy
 from wrapper.errors import SourceError, UnsafeArchiveError
 from wrapper.loader import load_code
 from wrapper.sources import SourceTree, materialise_source
@@ -189,6 +191,32 @@ def test_https_with_an_untrusted_certificate_is_refused(
     tls_server.routes["/func.py"] = CODE
     with pytest.raises(SourceError, match="TLS certificate not trusted"):
         fetch(tls_server.url("/func.py"), tmp_path)
+
+
+def test_requests_ca_bundle_is_trusted_too(
+    tls_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", os.environ.pop("SSL_CERT_FILE"))
+    tls_server.routes["/func.py"] = CODE
+    assert (fetch(tls_server.url("/func.py"), tmp_path).root / "func.py").read_bytes() == CODE
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with pytest.raises(SourceError, match=r"REQUESTS_CA_BUNDLE='.*missing.pem': not a readable"):
+        fetch(tls_server.url("/func.py"), tmp_path / "again")
+
+
+def test_https_goes_through_the_connect_proxy_https_proxy_names(
+    tls_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("no_proxy", "NO_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = Proxy()
+    monkeypatch.setenv("https_proxy", proxy.url)
+    tls_server.routes["/func.py"] = CODE
+    try:
+        assert (fetch(tls_server.url("/func.py"), tmp_path).root / "func.py").read_bytes() == CODE
+    finally:
+        proxy.close()
+    assert [seen[:2] for seen in proxy.seen] == [("CONNECT", f"127.0.0.1:{tls_server.port}")]
 
 
 # --- integrity and cache --------------------------------------------------------------------
@@ -427,6 +455,8 @@ from types import SimpleNamespace
 from wrapper.errors import SourceError
 from wrapper.sources import materialise_source
 from wrapper.sources.settings import FetchLimits, SourceSettings
+
+from tests.raw_http import Proxy
 url, cache = sys.argv[1:3]
 limits = FetchLimits(total_timeout=2, read_timeout=5, max_download_bytes=64 * 1024 * 1024)
 source = SimpleNamespace(code_src=url, code=None, base64=None)

@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import re
+import ssl
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -53,6 +54,7 @@ _GITLINK = 0o160000
 _SCOPE = "FN_WRAPPER_GIT_CREDENTIAL_HOSTS"
 _Origin = tuple[str, str]  # (scheme, "host:port")
 _T = TypeVar("_T", bound=ShaFile)
+_E = TypeVar("_E", bound=BaseException)
 
 
 def materialise_git(uri: SourceURI, settings: SourceSettings) -> SourceTree:
@@ -324,12 +326,27 @@ def _credentials(uri: SourceURI, settings: SourceSettings) -> tuple[Optional[str
     return f"Basic {token}", [text for text in (*hidden, token) if text]
 
 
+def _cause(exc: BaseException, kind: type[_E]) -> Optional[_E]:
+    """`exc` or the first error of type `kind` in its causes (urllib3 wraps ssl's errors)."""
+    seen: Optional[BaseException] = exc
+    while seen is not None and not isinstance(seen, kind):
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "reason", None)
+        seen = seen if isinstance(seen, BaseException) else None
+    return seen
+
+
 def _reason(exc: Exception, limits: FetchLimits) -> str:
     """A short reason for a network or protocol error (dulwich wraps urllib3's errors)."""
     if isinstance(exc.__cause__, urllib3.exceptions.HTTPError):
         exc = exc.__cause__
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         exc = exc.reason
+    untrusted = _cause(exc, ssl.SSLCertVerificationError)
+    if untrusted is not None:
+        return (
+            f"TLS certificate not trusted ({untrusted.verify_message}; see SSL_CERT_FILE, "
+            "REQUESTS_CA_BUNDLE or GIT_SSL_CAINFO)"
+        )
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
         return f"cannot connect: {str(exc).rpartition(': ')[2]}"
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):

@@ -22,7 +22,7 @@ from wrapper.errors import SourceError
 from wrapper.sources import SourceTree
 from wrapper.sources.blob import copy_bounded, noted_tree, pinned_tree, tree_from_file, tree_note
 from wrapper.sources.cache import CodeCache
-from wrapper.sources.settings import FetchLimits, SourceSettings, origin_of
+from wrapper.sources.settings import FetchLimits, SourceSettings, origin_of, tls_context
 from wrapper.sources.uri import SourceURI, redact_uri
 
 log = logging.getLogger("wrapper.sources")
@@ -189,7 +189,10 @@ def _reason(error: Any, timeout: float) -> str:
     if isinstance(error, (socket.timeout, TimeoutError)):
         return f"no answer within {timeout:g} s"
     if isinstance(error, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({error.verify_message}; see SSL_CERT_FILE)"
+        return (
+            f"TLS certificate not trusted ({error.verify_message}; see SSL_CERT_FILE or "
+            "REQUESTS_CA_BUNDLE)"
+        )
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return type(error).__name__ if not str(error) else redact_uri(str(error))
@@ -273,4 +276,8 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         self._connection = _timed(http.client.HTTPSConnection, limits, deadline)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self._connection, req, context=ssl.create_default_context())
+        try:
+            context = tls_context()
+        except ValueError as exc:  # a CA bundle variable naming no bundle
+            raise urllib.error.URLError(str(exc)) from None
+        return self.do_open(self._connection, req, context=context)
