@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -189,3 +190,119 @@ def test_invoke_prints_no_secret_in_json_logs() -> None:
         assert secret not in output
         assert json.dumps(secret)[1:-1] not in output
         assert "cr\\\\et" not in output
+
+
+# --- the property: no secret in a status document or an error message --------------------
+
+ENV_CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+LONGER_SECRETS = st.text(ENV_CHARACTERS, min_size=8, max_size=24)
+"""Any characters an environment value can hold; eight at least, so none is found by chance in
+a store's binary index."""
+RETURNS = "import os\ndef handler():\n    return 'value ' + os.environ[{variable!r}]\n"
+RAISES = (
+    "import os\ndef handler():\n    raise RuntimeError('failed: ' + os.environ[{variable!r}])\n"
+)
+INIT_FAILS = (
+    "import os\ndef init(context):\n    raise ValueError(os.environ[{variable!r}])\n"
+    "def handler():\n    return 1\n"
+)
+
+
+def _forms(secret: str) -> list[bytes]:
+    """The secret as bytes, raw and in the escaped forms text may quote it in."""
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+    return [form.encode("utf-8", "surrogateescape") for form in forms]
+
+
+def _everything_written(folder: Path) -> bytes:
+    return b"\n".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+@pytest.mark.parametrize("variable", [*CREDENTIAL_VARIABLES, "OPERATOR_NAMED"])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(secret=LONGER_SECRETS)
+@example(secret='se"cr\\et123')
+@example(secret="\n\t\x01\x7f\u2028abcd")
+def test_no_secret_in_a_status_document_or_an_error_message(
+    variable: str,
+    secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capfdbinary: pytest.CaptureFixture[bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Jobs that return and raise the secret, a failing init and a handler error under
+    --debug: the status files, everything in the store, stdout and stderr stay clean."""
+    from wrapper.cli import main
+
+    assume(not secret.isspace())  # eight spaces are in any indented JSON: not a leak
+    folder = tmp_path_factory.mktemp("secrets")
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, secret)
+    monkeypatch.setenv(SECRET_VARIABLES_SETTING, "OPERATOR_NAMED")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder / "cache"))
+    store, codes = str(folder / "store"), []
+    runs = [
+        ["job", "--code", RETURNS, "--status-file", str(folder / "status-0.json")],
+        ["job", "--code", RAISES, "--status-file", str(folder / "status-1.json")],
+        ["job", "--code", INIT_FAILS, "--init-function", "init"],
+        ["invoke", "--code", RAISES, "--debug"],
+    ]
+    for number, argv in enumerate(runs):
+        argv[2] = argv[2].format(variable=variable)
+        store_flags = ["--store", store, "--run-id", f"r{number}"] if argv[0] == "job" else []
+        path, modules = list(sys.path), set(sys.modules)
+        codes.append(main([*argv, *store_flags]))
+        sys.path[:] = path
+        for name in set(sys.modules) - modules:
+            del sys.modules[name]
+    assert codes[0] == 0 and all(codes[1:]), codes
+    captured = capfdbinary.readouterr()
+    written = _everything_written(folder / "store") + b"\n".join(
+        p.read_bytes() for p in folder.glob("status-*.json")
+    )
+    assert b"the handler raised RuntimeError: failed: ***" in written
+    for form in _forms(secret):
+        assert form not in written
+        assert form not in captured.out and form not in captured.err
+
+
+@pytest.mark.parametrize("variable", [*CREDENTIAL_VARIABLES, "OPERATOR_NAMED"])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(secret=LONGER_SECRETS)
+@example(secret='se"cr\\et123')
+def test_no_secret_in_a_build_context(
+    variable: str,
+    secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The secret in the environment and in every run value: no file of the context has it."""
+    from wrapper.build.context import BuildPlan, ContextSettings, write_context
+    from wrapper.plan import FunctionPlan
+    from wrapper.sources.settings import SourceSettings
+
+    assume(not secret.isspace())
+    folder = tmp_path_factory.mktemp("build")
+    monkeypatch.setenv(variable, secret)
+    monkeypatch.setenv(SECRET_VARIABLES_SETTING, "OPERATOR_NAMED")
+    function = FunctionPlan(
+        name="hello",
+        python_version="PYTHON3_11",
+        handler="handler",
+        code="def handler(context, event):\n    return 1\n",
+        parameters={"key": secret},
+        init_parameters={"api_key": secret},
+        inputs={"data": f"store://p/dataitem/table/{secret}"},
+    )
+    context = folder / "context"
+    write_context(BuildPlan(function, (), None, ()), context, ContextSettings(SourceSettings()))
+    written = _everything_written(context)
+    assert b"def handler" in written
+    for form in _forms(secret):
+        assert form not in written

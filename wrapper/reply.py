@@ -235,11 +235,15 @@ def error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Rep
         )
     body: dict[str, Any] = {"error": "handler failed", "request_id": request_id}
     if debug:
-        body["type"] = type(exc).__name__
-        body["message"] = str(exc)
         import traceback
 
-        body["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        from wrapper.secrets import Redaction
+
+        redaction = Redaction.from_environment()
+        body["type"] = type(exc).__name__
+        body["message"] = redaction.text(str(exc))
+        shown = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        body["traceback"] = redaction.text("".join(shown))
     return Reply(500, dump_json(body), JSON)
 
 

@@ -7,6 +7,7 @@ escaped in a JSON line.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -48,11 +49,22 @@ def mask_url_credentials(text: str) -> str:
     return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{MASK}@", text)
 
 
+def _forms(secret: str) -> tuple[str, ...]:
+    """The secret and the escaped forms a message may quote it in (`{value!r}`, JSON)."""
+    return (
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    )
+
+
 class Redaction:
     """Masks a set of secret values, and credentials in URLs, in text and in nested values."""
 
     def __init__(self, secrets: list[str]) -> None:
-        kept = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        forms = {form for s in secrets if len(s) >= MIN_SECRET_LENGTH for form in _forms(s)}
+        kept = sorted(forms, key=len, reverse=True)
         self._pattern: Optional[re.Pattern[str]] = (
             re.compile("|".join(re.escape(s) for s in kept)) if kept else None
         )

@@ -54,6 +54,13 @@ def stray_variables(environ: Mapping[str, str], options: Sequence[Option]) -> li
     return [k for k in unexplained if k not in known]
 
 
+def _masked(text: str) -> str:
+    """`text` with the secrets of this environment masked (an error may quote one)."""
+    from wrapper.secrets import Redaction
+
+    return Redaction.from_environment().text(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand, with env twins and defaults in each flag's help."""
     import argparse
@@ -120,9 +127,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )  # fmt: skip
         return int(command.run(settings))
     except WrapperError as exc:
-        print(f"{prog}: error: {exc.message}", file=sys.stderr)
+        print(f"{prog}: error: {_masked(exc.message)}", file=sys.stderr)
         if exc.details:
-            print(exc.details, file=sys.stderr)
+            print(_masked(exc.details), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
@@ -132,6 +139,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception:
         import traceback
 
-        traceback.print_exc()
+        print(_masked(traceback.format_exc()), end="", file=sys.stderr)
         print(f"{prog}: internal error (a bug in fn-wrapper: please report it)", file=sys.stderr)
         return int(ExitCode.INTERNAL_ERROR)

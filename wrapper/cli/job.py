@@ -56,7 +56,7 @@ def run(settings: Settings) -> int:
         )
     finally:
         store.close()
-    document = status.document
+    document = status.shown()
     summary = {k: document[k] for k in ("id", "state", "results", "outputs", "message")}
     print(json.dumps(summary, sort_keys=True, default=str), flush=True)
     return code

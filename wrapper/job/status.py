@@ -13,6 +13,7 @@ from typing import Any, Optional
 from wrapper.entities.run import Run
 from wrapper.entities.store import Store
 from wrapper.entities.transfer import remove_partials, write_file
+from wrapper.secrets import Redaction
 
 STATES = ("RUNNING", "COMPLETED", "ERROR", "STOPPED")
 NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
@@ -84,13 +85,19 @@ class RunStatus:
             self.document["finished"] = _now()
         self.write()
 
+    def shown(self) -> dict[str, Any]:
+        """The document as it leaves the process: secrets masked (a message built from an
+        exception, or a result, may hold one: `wrapper.secrets`)."""
+        return Redaction.from_environment().value(self.document)  # type: ignore[no-any-return]
+
     def write(self) -> None:
         """Into the store, and into the status file even when the store fails."""
+        shown = self.shown()
         try:
-            self.store.put_run(self.document)
+            self.store.put_run(shown)
         finally:
             if self.status_file is not None:
-                data = json.dumps(self.document, indent=2, sort_keys=True).encode() + b"\n"
+                data = json.dumps(shown, indent=2, sort_keys=True).encode() + b"\n"
                 write_file(self.status_file, io.BytesIO(data), "status")
 
 
