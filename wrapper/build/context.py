@@ -119,8 +119,9 @@ def _write(
     }
     (folder / "function" / "run.json").write_text(json.dumps(run_spec, indent=2) + "\n")
     readable(folder / "function")
-    pins = function_wheels(
-        plan.requirements, folder / "wheels", found, settings.wheelhouses, settings.use_index
+    wheelhouses, limits = settings.wheelhouses, getattr(settings.source_settings, "limits", None)
+    pins = function_wheels(  # limits None: the FN_WRAPPER_* download settings
+        plan.requirements, folder / "wheels", found, wheelhouses, settings.use_index, limits
     )
     recipe = Recipe(function.name, base_image, bool(pins), plan.instructions)
     (folder / "Containerfile").write_text(render(recipe))

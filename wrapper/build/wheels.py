@@ -8,12 +8,13 @@ dependencies is refused here, before anything is built. What the requirements we
 from __future__ import annotations
 
 import email.parser
+import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,15 +23,10 @@ from typing import Optional
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from wrapper.build.pip_run import CROSS, WheelError, network_failure, run_bounded, tail
 from wrapper.build.runtimes import Runtime, linux_machine
-from wrapper.errors import SpecError
+from wrapper.sources.settings import FetchLimits
 from wrapper.sources.uri import redact_uri
-
-
-class WheelError(SpecError):
-    """A requirement has no wheel for the image, cannot be fetched, or conflicts with the
-    runtime's pins."""
-
 
 ROUNDS = 10
 """How many times pip is asked again for dependencies it left out (one level deeper each)."""
@@ -42,10 +38,12 @@ def download_wheels(
     runtime: Runtime,
     wheelhouses: Sequence[Path] = (),
     use_index: bool = True,
+    limits: Optional[FetchLimits] = None,
 ) -> list[str]:
     """Download the wheels `requirements` resolves to (dependencies included, the runtime's
-    pins as constraints) for the image's Python and C library into `destination`; the file
-    names of those the image needs.
+    pins as constraints) for the image's Python and C library into `destination`, within
+    `limits` (default: the `FN_WRAPPER_*` download settings); the file names of those the
+    image needs.
 
     pip evaluates environment markers (`tomli; python_version < "3.11"`) against the host's
     Python, not the image's: the markers are evaluated here for the image, pip is asked again
@@ -54,11 +52,15 @@ def download_wheels(
     machine = linux_machine(platform.machine())
     environment = target_environment(runtime, machine)
     wanted = _for_image(_requirement_lines(requirements), environment)
+    if limits is None:
+        limits = _environ_limits()
+    ends = time.monotonic() + limits.total_timeout  # one deadline for every round
     with tempfile.TemporaryDirectory(prefix="fn-wrapper-requirements-") as folder:
         for _ in range(ROUNDS):
             listed = Path(folder, "requirements.txt")
             listed.write_text("".join(f"{line}\n" for line in wanted))
-            _pip_download(listed, destination, runtime, machine, wheelhouses, use_index)
+            command = _pip_command(listed, destination, runtime, machine, wheelhouses, use_index)
+            _pip_download(command, runtime, Path(folder), limits, ends)
             _refuse_other_files(destination, wanted)
             missing, needed = _closure(destination, wanted, environment)
             if not missing:
@@ -70,18 +72,25 @@ def download_wheels(
     )
 
 
-def _pip_download(
+def _environ_limits() -> FetchLimits:
+    try:
+        return FetchLimits.from_environ(os.environ)
+    except ValueError as exc:
+        raise WheelError(f"requirements: {exc}") from None
+
+
+def _pip_command(
     requirements: Path,
     destination: Path,
     runtime: Runtime,
     machine: str,
     wheelhouses: Sequence[Path],
     use_index: bool,
-) -> None:
+) -> list[str]:
     abi = "cp" + runtime.dotted.replace(".", "")
     command = [
-        sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-        "--dest", str(destination), "--only-binary=:all:",
+        sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
+        "--progress-bar", "off", "--dest", str(destination), "--only-binary=:all:",
         "--python-version", runtime.dotted, "--implementation", "cp", "--abi", abi,
         "--constraint", str(runtime.requirements), "--requirement", str(requirements),
     ]  # fmt: skip
@@ -91,21 +100,34 @@ def _pip_download(
         command += ["--find-links", str(folder)]
     if not use_index:
         command.append("--no-index")
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        if "conflict is caused by" in result.stdout:  # pip explains a conflict on stdout
-            causes = [line.strip() for line in result.stdout.splitlines() if line[:4] == "    "]
-            raise WheelError(
-                f"requirements: conflict with fn-wrapper's runtime pins ({runtime.requirements})"
-                f": {'; '.join(causes)}: the image keeps the runtime's versions; require"
-                " those, or leave the package out"
-            )
-        reason = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+    return command
+
+
+def _pip_download(
+    command: list[str], runtime: Runtime, scratch: Path, limits: FetchLimits, ends: float
+) -> None:
+    """Run pip's `command` within `limits` and the deadline `ends` (time.monotonic());
+    a one-line WheelError when it fails or is cut off."""
+    timeout = ["--timeout", f"{limits.read_timeout:g}"]  # each wait on a socket
+    if run_bounded(command + timeout, scratch, limits, ends) == 0:
+        return
+    stdout, stderr = tail(scratch / "pip.out"), tail(scratch / "pip.err")
+    if "conflict is caused by" in stdout:  # pip explains a conflict on stdout
+        causes = [line.strip() for line in stdout.splitlines() if line[:4] == "    "]
         raise WheelError(
-            f"requirements: no wheels for Python {runtime.dotted} on glibc {runtime.glibc}"
-            f" ({'; '.join(reason) or result.stderr.strip()[-300:]}): the image installs"
+            f"requirements: conflict with fn-wrapper's runtime pins ({runtime.requirements})"
+            f": {'; '.join(causes)}: the image keeps the runtime's versions; require"
+            " those, or leave the package out"
+        )
+    reason = network_failure(stdout + stderr, limits)
+    if reason is None:
+        errors = [line for line in stderr.splitlines() if line.startswith(("ERROR", CROSS))]
+        reason = (
+            f"no wheels for Python {runtime.dotted} on glibc {runtime.glibc}"
+            f" ({'; '.join(errors) or stderr.strip()[-300:]}): the image installs"
             " wheels only; add a wheelhouse (--wheelhouse DIR) holding the missing ones"
         )
+    raise WheelError(redact_uri(" ".join(f"requirements: {reason}".split())))
 
 
 def target_environment(runtime: Runtime, machine: str) -> dict[str, str]:
@@ -238,11 +260,13 @@ def function_wheels(
     runtime: Runtime,
     wheelhouses: Sequence[Path] = (),
     use_index: bool = True,
+    limits: Optional[FetchLimits] = None,
 ) -> list[str]:
-    """Fetch a function's requirements on the host and put in `destination` the wheels the
-    base image lacks (the runtime's own packages are already there, at the pinned versions),
-    `requirements.txt` naming them `name==version`, and the runtime's pins as
-    `constraints.txt`; those pins (none: `destination` is not made)."""
+    """Fetch a function's requirements on the host (within `limits`: download_wheels) and
+    put in `destination` the wheels the base image lacks (the runtime's own packages are
+    already there, at the pinned versions), `requirements.txt` naming them `name==version`,
+    and the runtime's pins as `constraints.txt`; those pins (none: `destination` is not
+    made)."""
     if not requirements:
         return []
     with tempfile.TemporaryDirectory(prefix="fn-wrapper-wheels-") as folder:
@@ -250,7 +274,7 @@ def function_wheels(
         fetched = Path(folder, "wheels")
         fetched.mkdir()
         listed.write_text("\n".join(requirements) + "\n")
-        names = download_wheels(listed, fetched, runtime, wheelhouses, use_index)
+        names = download_wheels(listed, fetched, runtime, wheelhouses, use_index, limits)
         runtime_packages = {canonicalize_name(pin.split("==")[0]) for pin in _pins(runtime)}
         wanted = [name for name in names if _project(name) not in runtime_packages]
         if not wanted:
