@@ -1,16 +1,15 @@
 """Content an entity points at outside the store: an http(s) URL, an s3:// object or a file
 on this machine (registered in place by `project.new_*`), opened as a stream (never read
 whole). No credential is added to an http(s) request; S3 keys go to the endpoint the AWS
-configuration names (boto3, imported only for s3://). An http(s) read is bounded as code
-downloads are (`FetchLimits`, from the `FN_WRAPPER_*` twins of the download flags): time to
-connect, each read, the whole transfer (headers and body), size, redirects."""
+configuration names (boto3, imported only for s3://). An http(s) or s3:// read is bounded as
+code downloads are (`FetchLimits`, from the `FN_WRAPPER_*` twins of the download flags): time
+to connect, each read, the whole transfer (headers and body), size, redirects; an s3:// folder
+is one transfer."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, Optional, cast
 from urllib.parse import unquote, urlsplit
@@ -161,32 +160,37 @@ def is_s3_folder(path: str) -> bool:
 
 def copy_s3_folder(url: str, tree: Path) -> None:
     """The objects under the prefix `url` into the new folder `tree`, by their names below
-    it; a name that would leave the folder is refused."""
+    it, read as one bounded download; a name that would leave the folder is refused."""
+    from wrapper.entities.s3store import S3Download
     from wrapper.entities.transfer import write_file
 
     bucket, prefix = _bucket_key(url)
-    with _s3_errors(url) as client:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
-    tree.mkdir()
-    for key in keys:
-        relative = PurePosixPath(key[len(prefix) :])
-        if key.endswith("/"):
-            continue  # a folder marker, no content
-        if relative.is_absolute() or ".." in relative.parts:
-            raise StoreError(f"{url}: the object {key!r} would leave the folder")
-        target = tree.joinpath(*relative.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with _s3_errors(url) as client:
-            body = client.get_object(Bucket=bucket, Key=key)["Body"]
-        with contextlib.closing(body):
-            write_file(target, body, f"download s3://{bucket}/{key}")
+    client = _s3_client()
+    download = S3Download(f"cannot read {url}", _s3_reason)
+    try:
+        with download.bounded():
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        tree.mkdir()
+        for key in keys:
+            relative = PurePosixPath(key[len(prefix) :])
+            if key.endswith("/"):
+                continue  # a folder marker, no content
+            if relative.is_absolute() or ".." in relative.parts:
+                raise StoreError(f"{url}: the object {key!r} would leave the folder")
+            target = tree.joinpath(*relative.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with download.open(client, bucket, key, ends=False) as body:
+                write_file(target, body, f"download s3://{bucket}/{key}")
+    finally:
+        download.deadline.cancel()
 
 
 def _open_s3(url: str) -> BinaryIO:
+    from wrapper.entities.s3store import S3Download
+
     bucket, key = _bucket_key(url)
-    with _s3_errors(url) as client:
-        return cast(BinaryIO, client.get_object(Bucket=bucket, Key=key)["Body"])
+    return S3Download(f"cannot read {url}", _s3_reason).open(_s3_client(), bucket, key)
 
 
 def _bucket_key(url: str) -> tuple[str, str]:
@@ -197,18 +201,18 @@ def _bucket_key(url: str) -> tuple[str, str]:
     return bucket, key
 
 
-@contextlib.contextmanager
-def _s3_errors(url: str) -> Iterator[Any]:
-    """An S3 client (boto3 is imported only here); its failures one StoreError naming `url`."""
+def _s3_client() -> Any:
     from wrapper.entities.s3store import s3_client
-    from wrapper.sources.s3 import s3_error_code
 
-    client = s3_client("a dataitem at an s3:// path")  # boto3 is there from here on
-    from botocore.exceptions import BotoCoreError, ClientError
+    return s3_client("a dataitem at an s3:// path")  # boto3 is there from here on
 
-    try:
-        yield client
-    except ClientError as exc:
-        raise StoreError(f"cannot read {url}: {s3_error_code(exc) or 'error'}") from None
-    except BotoCoreError as exc:
-        raise StoreError(f"cannot read {url}: {exc}") from None
+
+def _s3_reason(exc: Exception) -> str:
+    """An S3 error's code (NoSuchKey), else the reason `s3_reason` gives."""
+    from botocore.exceptions import ClientError
+
+    from wrapper.sources.s3 import s3_error_code, s3_reason
+
+    if isinstance(exc, ClientError):
+        return s3_error_code(exc) or "error"
+    return s3_reason(exc)

@@ -4,21 +4,22 @@ Layout under `s3://bucket/prefix`: `entities/<project>/<entity_type>/<name>/<id>
 (the record) beside `.../<id>/content/<filename>`, and `runs/<project>/<run_id>.json`. Content
 is streamed (multipart past one part) and entity.json is written last: one atomic PUT makes a
 version visible (a removal deletes it first). boto3 is an optional extra, imported only here; it
-finds the endpoint (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`) and the credentials itself, as S3
-sources do.
+finds the endpoint (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`), the credentials, the proxy and
+the trusted CAs itself, as S3 sources do. Content is read as code downloads are
+(`S3Download`): within the `FN_WRAPPER_*` download limits.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, Callable, ContextManager, Optional
+from typing import Any, BinaryIO, Callable, Optional
 from urllib.parse import urlsplit
 
 from wrapper.entities.keys import EntityKey, is_name
@@ -31,7 +32,9 @@ from wrapper.entities.store import (
     newest_runs,
 )
 from wrapper.entities.transfer import Progress
-from wrapper.sources.s3 import S3_REASONS, s3_error_code
+from wrapper.sources.http import Deadline
+from wrapper.sources.s3 import S3_REASONS, deadline_over, s3_error_code, s3_reason, watched
+from wrapper.sources.settings import FetchLimits
 
 PART = 8 * CHUNK
 """Content up to this size is one PUT; larger content is uploaded in parts of this size."""
@@ -139,9 +142,8 @@ class S3Store(Store):
                 f"(its path is {record.path!r})"
             )
         key = record.path[len(f"s3://{self.bucket}/") :]
-        with self._errors("read", key):
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return io.BufferedReader(_Body(body, functools.partial(self._errors, "read", key)), CHUNK)
+        where = f"S3 store: cannot read s3://{self.bucket}/{key}"
+        return S3Download(where).open(self._client, self.bucket, key)
 
     def put_run(self, document: dict[str, Any]) -> None:
         project, run_id = str(document.get("project")), str(document.get("id"))
@@ -253,14 +255,8 @@ class S3Store(Store):
         try:
             yield
         except (BotoCoreError, ClientError) as exc:
-            reason = (
-                S3_REASONS.get(s3_error_code(exc), str(exc))
-                if isinstance(exc, ClientError)
-                else exc
-            )
-            raise StoreError(
-                f"S3 store: cannot {action} s3://{self.bucket}/{key}: {reason}"
-            ) from None
+            where = f"s3://{self.bucket}/{key}"
+            raise StoreError(f"S3 store: cannot {action} {where}: {s3_reason(exc)}") from None
 
 
 def _is_version(parts: list[str], wanted: tuple[Optional[str], ...]) -> bool:
@@ -283,17 +279,23 @@ def _is_run(parts: list[str]) -> bool:
 
 
 def s3_client(user: str = "the S3 store") -> Any:
-    """An S3 client with bounded timeouts and retries (boto3 finds endpoint and keys), for
-    the store and for dataitems at s3:// paths (`user`, in the message when boto3 is missing)."""
+    """An S3 client with the FN_WRAPPER_* connect and read timeouts and bounded retries
+    (boto3 finds endpoint and keys), whose requests `S3Download` bounds as a whole; for the
+    store and for dataitems at s3:// paths (`user`, in the message when boto3 is missing)."""
     try:
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
     except ImportError:
         raise StoreError(f"{user} needs boto3: pip install 'fn-wrapper[s3]'") from None
-    config = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard"})
+    limits = download_limits(user)
+    config = Config(
+        connect_timeout=limits.connect_timeout,
+        read_timeout=limits.read_timeout,
+        retries={"mode": "standard"},
+    )
     try:
-        return boto3.session.Session().client("s3", config=config)
+        return watched(boto3.session.Session().client("s3", config=config))
     except ValueError:
         raise StoreError(
             "S3 store: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL is not a valid URL"
@@ -328,21 +330,81 @@ class _HashingReader:
         return data
 
 
-class _Body(io.RawIOBase):
-    """An object's body, read in pieces, its failures turned into StoreErrors."""
+def download_limits(where: str) -> FetchLimits:
+    """The limits the FN_WRAPPER_* download variables set; a bad one is a StoreError."""
+    try:
+        return FetchLimits.from_environ(os.environ)
+    except ValueError as exc:
+        raise StoreError(f"{where}: {exc}") from None
 
-    def __init__(self, body: Any, errors: Callable[[], ContextManager[None]]) -> None:
-        self._body, self._errors = body, errors
+
+class S3Download:
+    """Reads from S3 bounded as one (an object, or a folder's objects), as code downloads
+    are: one deadline over their requests (retries included) and bodies, one size cap
+    counted while reading, both from the FN_WRAPPER_* download variables. A failure is a
+    StoreError `{where}: {reason}` and ends the download."""
+
+    def __init__(self, where: str, reason: Callable[[Exception], str] = s3_reason) -> None:
+        self.limits = download_limits(where)
+        self.where, self._reason = where, reason
+        self.deadline = Deadline(self.limits.total_timeout)
+        self._size = 0
+
+    @contextlib.contextmanager
+    def bounded(self) -> Iterator[None]:
+        """Run requests (and body reads) before the deadline; boto's failures as StoreErrors."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            with deadline_over(self.deadline):
+                yield
+        except (BotoCoreError, ClientError, TimeoutError) as exc:
+            self.deadline.cancel()
+            reason = self.deadline.reason() if self.deadline.expired else self._reason(exc)
+            raise StoreError(f"{self.where}: {reason}") from None
+
+    def open(self, client: Any, bucket: str, key: str, ends: bool = True) -> BinaryIO:
+        """A stream over s3://bucket/key; its end (or close) ends the download if it `ends`
+        (a folder's objects share one)."""
+        with self.bounded():
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        return io.BufferedReader(_Body(body, self, ends), CHUNK)
+
+    def count(self, size: int) -> None:
+        """`size` more bytes arrived: a StoreError past the deadline or the size cap."""
+        self._size += size
+        limit = self.limits.max_download_bytes
+        if self.deadline.expired:  # the watchdog cut a body short
+            reason = self.deadline.reason()
+        elif self._size > limit:
+            reason = f"larger than max_download_bytes={limit} (FN_WRAPPER_MAX_DOWNLOAD_SIZE)"
+        else:
+            return
+        self.deadline.cancel()
+        raise StoreError(f"{self.where}: {reason}")
+
+
+class _Body(io.RawIOBase):
+    """An object's body, read in pieces within its download's bounds."""
+
+    def __init__(self, body: Any, download: S3Download, ends: bool) -> None:
+        super().__init__()
+        self._body, self._download, self._ends = body, download, ends
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        with self._errors():
+        with self._download.bounded():
             data = self._body.read(len(buffer))
+        self._download.count(len(data))
         buffer[: len(data)] = data
+        if not data and self._ends:
+            self._download.deadline.cancel()  # read to the end: nothing left to bound
         return len(data)
 
     def close(self) -> None:
+        if self._ends:
+            self._download.deadline.cancel()
         self._body.close()
         super().close()

@@ -1,8 +1,10 @@
 """S3 sources: one object (a `.py` file or an archive) or every object under a prefix.
 
 boto3 is an optional extra, imported only here. It finds the endpoint (`AWS_ENDPOINT_URL_S3`,
-then `AWS_ENDPOINT_URL`, then the config file) and the credentials itself, so S3 keys go only
-to the endpoint the AWS configuration names.
+then `AWS_ENDPOINT_URL`, then the config file), the credentials, the proxy (`HTTPS_PROXY`,
+`NO_PROXY`) and the trusted CAs (`AWS_CA_BUNDLE`) itself, so S3 keys go only to the endpoint
+the AWS configuration names. A fetch is bounded as http downloads are: one deadline over every
+request and body (`watched`), the size cap counted while reading.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import contextlib
 import hashlib
 import json
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 from wrapper.errors import SourceError, UnsafeArchiveError
@@ -23,6 +28,7 @@ from wrapper.sources import SourceTree
 from wrapper.sources.archive import SafeTree
 from wrapper.sources.blob import copy_bounded, noted_tree, pinned_tree, tree_from_file, tree_note
 from wrapper.sources.cache import CodeCache
+from wrapper.sources.http import Deadline
 from wrapper.sources.settings import SourceSettings
 from wrapper.sources.uri import SourceURI
 
@@ -38,6 +44,8 @@ S3_REASONS = {
     "PreconditionFailed": "the object changed during the download; try again",
     "PermanentRedirect": "the bucket is in another region (set AWS_REGION)",
 }
+_TRANSFER: ContextVar[Optional[Deadline]] = ContextVar("s3_transfer", default=None)
+"""The deadline of the transfer this thread is running (`deadline_over`), if any."""
 
 
 class _Object(NamedTuple):
@@ -77,7 +85,7 @@ def _object_tree(
         log.info("code_src %s: reusing the pinned tree %s", uri.shown, tree.root)
         return tree
     fetch = _Fetch(uri, settings, cache, _client(uri, settings), bucket)
-    with _s3_errors(uri):
+    with fetch.bounded():
         obj = fetch.head(key)
         note_name = f"s3 {fetch.client.meta.endpoint_url} {uri.location} {uri.archive}"
         note = None if uri.sha256 else cache.note(note_name)
@@ -101,7 +109,7 @@ def _prefix_tree(
         what = "pinned by sha256" if uri.sha256 else f"read as a {uri.archive} archive"
         raise SourceError(f"code_src {uri.shown!r}: a prefix (ending in /) cannot be {what}")
     fetch = _Fetch(uri, settings, cache, _client(uri, settings), bucket)
-    with _s3_errors(uri):
+    with fetch.bounded():
         objects = fetch.listing(prefix)
         listed = [fetch.client.meta.endpoint_url, uri.location, *objects]
         key = hashlib.sha256(json.dumps(listed).encode()).hexdigest()
@@ -119,7 +127,8 @@ def _prefix_tree(
 
 
 def _client(uri: SourceURI, settings: SourceSettings) -> Any:
-    """An S3 client with the fetch's timeouts and one retry (boto3 finds endpoint and keys)."""
+    """An S3 client with the fetch's timeouts and one retry (boto3 finds endpoint and keys),
+    its requests bounded by the fetch's deadline (`watched`)."""
     try:
         import boto3
         from botocore.config import Config
@@ -135,7 +144,7 @@ def _client(uri: SourceURI, settings: SourceSettings) -> Any:
         retries={"max_attempts": 2, "mode": "standard"},
     )
     try:
-        return boto3.session.Session().client("s3", config=config)
+        return watched(boto3.session.Session().client("s3", config=config))
     except ValueError:
         raise SourceError(
             f"code_src {uri.shown!r}: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL is not a valid URL"
@@ -144,22 +153,87 @@ def _client(uri: SourceURI, settings: SourceSettings) -> Any:
         raise SourceError(f"code_src {uri.shown!r}: S3 configuration: {exc}") from None
 
 
-@contextlib.contextmanager
-def _s3_errors(uri: SourceURI) -> Iterator[None]:
-    """Turn boto errors into one-line SourceErrors (no traceback, no request details)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        reason = S3_REASONS.get(s3_error_code(exc), str(exc))
-        raise SourceError(f"code_src {uri.shown!r}: {reason}") from None
-    except BotoCoreError as exc:
-        raise SourceError(f"code_src {uri.shown!r}: {exc}") from None
-
-
 def s3_error_code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def s3_reason(exc: Exception) -> str:
+    """A short, secret-free reason for a boto failure (no traceback, no request details)."""
+    from botocore.exceptions import ClientError, SSLError
+
+    if isinstance(exc, ClientError):
+        return S3_REASONS.get(s3_error_code(exc), str(exc))
+    if isinstance(exc, SSLError):
+        error = exc.kwargs.get("error")  # urllib3's, around the ssl module's
+        cause = error.args[0] if error is not None and error.args else error
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted ({cause.verify_message}; see AWS_CA_BUNDLE)"
+    return str(exc)
+
+
+@contextlib.contextmanager
+def deadline_over(deadline: Deadline) -> Iterator[None]:
+    """Bound by `deadline` the requests this thread makes here through `watched` clients,
+    and the reads of their bodies, wherever those happen later."""
+    token = _TRANSFER.set(deadline)
+    try:
+        yield
+    finally:
+        _TRANSFER.reset(token)
+
+
+def watched(client: Any) -> Any:
+    """`client`, each of its requests bounded by the deadline of the transfer it runs in.
+
+    botocore's timeouts bound each wait only, and it has no hook on its sockets; so the
+    client's urllib3 pools (those through a proxy too: they share the table) get connections
+    that hand their socket to the current `deadline_over` when they open it (before the proxy
+    tunnel and TLS) and before each wait for an answer (a reused connection). The deadline's
+    watchdog shuts them when it passes, wherever the transfer is (connect, headers, body).
+    Retries share the transfer's deadline, and none is tried once it has passed.
+    """
+    import botocore.awsrequest as aws
+
+    # botocore's table of pool classes (since 1.11), which its pool managers share
+    pools = client._endpoint.http_session._pool_classes_by_scheme
+    pools["http"] = _watched_pool(aws.AWSHTTPConnectionPool)
+    pools["https"] = _watched_pool(aws.AWSHTTPSConnectionPool)
+    client.meta.events.register_first("needs-retry", _no_retry_past_deadline)
+    return client
+
+
+def _watched_pool(base: Any) -> Any:
+    """`base` (a botocore connection pool) whose connections `deadline_over` bounds."""
+
+    class Connection(base.ConnectionCls):  # type: ignore[misc]
+        timeout: float  # the connect timeout, when a socket is made
+
+        def _new_conn(self) -> socket.socket:
+            deadline = _TRANSFER.get()
+            if deadline is not None:
+                self.timeout = min(self.timeout, deadline.left())
+            sock: socket.socket = super()._new_conn()
+            if deadline is not None:
+                deadline.watch(sock)
+            return sock
+
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            deadline = _TRANSFER.get()
+            if deadline is not None and self.sock is not None:
+                deadline.watch(self.sock)
+            return super().getresponse(*args, **kwargs)
+
+    class Pool(base):  # type: ignore[misc]
+        ConnectionCls = Connection
+
+    return Pool
+
+
+def _no_retry_past_deadline(caught_exception: Optional[Exception] = None, **_: Any) -> None:
+    """botocore's `needs-retry` hook: once the transfer's deadline has passed, end it now."""
+    deadline = _TRANSFER.get()
+    if deadline is not None and deadline.expired:
+        raise caught_exception or TimeoutError(deadline.reason())
 
 
 @dataclass
@@ -172,6 +246,25 @@ class _Fetch:
     client: Any
     bucket: str
     started: float = field(default_factory=time.monotonic)
+    deadline: Deadline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = Deadline(self.settings.limits.total_timeout)
+
+    @contextlib.contextmanager
+    def bounded(self) -> Iterator[None]:
+        """Run the fetch's requests before its deadline; boto's failures as one-line
+        SourceErrors."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            with deadline_over(self.deadline):
+                yield
+        except (ClientError, BotoCoreError, TimeoutError) as exc:
+            reason = self.deadline.reason() if self.deadline.expired else s3_reason(exc)
+            raise SourceError(f"code_src {self.uri.shown!r}: {reason}") from None
+        finally:
+            self.deadline.cancel()
 
     def head(self, key: str) -> _Object:
         """The object's ETag and size; a missing bucket and a missing key are told apart."""
@@ -227,6 +320,8 @@ class _Fetch:
             size = copy_bounded(
                 body.read, out, uri=self.uri, settings=self.settings, started=self.started
             )
+        if self.deadline.expired:  # the watchdog cut the body short
+            raise SourceError(f"code_src {self.uri.shown!r}: {self.deadline.reason()}")
         out.flush()
         return size
 
