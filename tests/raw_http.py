@@ -49,7 +49,7 @@ class RawServer:
     def __init__(self, behaviour: Behaviour, tls: ssl.SSLContext | None = None) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.behaviour, self.tls = behaviour, tls
-        self.port = self.listener.getsockname()[1]
+        self.port, self.connections = self.listener.getsockname()[1], 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def url(self, path: str) -> str:
@@ -61,6 +61,7 @@ class RawServer:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
+            self.connections += 1
             threading.Thread(target=self._play, args=(conn,), daemon=True).start()
 
     def _play(self, conn: socket.socket) -> None:
@@ -84,46 +85,51 @@ class Proxy:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str]] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+        self.server = RawServer(self._relay)
+        self.url = self.server.url("")
 
     def _relay(self, conn: socket.socket) -> None:
-        with conn:
+        head = read_head(conn)
+        if not head:
+            return
+        lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        pairs = (line.split(": ", 1) for line in lines[1:] if ": " in line)
+        headers = {name.lower(): value for name, value in pairs}
+        self.seen.append((method, target, headers.get("proxy-authorization", "")))
+        if method == "CONNECT":
+            host, port = target.rsplit(":", 1)
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             head = b""
-            while b"\r\n\r\n" not in head:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                head += data
-            lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            pairs = (line.split(": ", 1) for line in lines[1:] if ": " in line)
-            headers = {name.lower(): value for name, value in pairs}
-            self.seen.append((method, target, headers.get("proxy-authorization", "")))
-            if method == "CONNECT":
-                host, port = target.rsplit(":", 1)
-                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                head = b""
-            else:
-                host, _, rest = target.split("://", 1)[1].partition("/")
-                host, port = [*host.rsplit(":", 1), "80"][:2]
-                head = head.replace(target.encode(), b"/" + rest.encode(), 1)
-            with socket.create_connection((host, int(port))) as upstream:
-                upstream.sendall(head)
-                threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
-                _pipe(conn, upstream)
+        else:
+            host, _, rest = target.split("://", 1)[1].partition("/")
+            host, port = [*host.rsplit(":", 1), "80"][:2]
+            head = head.replace(target.encode(), b"/" + rest.encode(), 1)
+        with socket.create_connection((host, int(port))) as upstream:
+            upstream.sendall(head)
+            threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+            _pipe(conn, upstream)
 
     def close(self) -> None:
-        self.listener.close()
+        self.server.close()
+
+
+def read_head(conn: socket.socket) -> bytes:
+    """A request's head as read from `conn` (with whatever of its body came along); empty
+    when the client left first."""
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        data = conn.recv(65536)
+        if not data:
+            return b""
+        head += data
+    return head
+
+
+def request_of(conn: socket.socket) -> tuple[str, str]:
+    """The method and target of the request on `conn` (its head read)."""
+    method, target = [*read_head(conn).split(b" ", 2), b"", b""][:2]
+    return method.decode("latin-1"), target.decode("latin-1")
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:

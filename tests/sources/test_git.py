@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import trustme
 
-from tests.raw_http import Behaviour, Proxy, RawServer, drip_headers
+from tests.raw_http import Behaviour, Proxy, RawServer, drip_headers, request_of
 from wrapper.errors import SourceError, UnsafeArchiveError
 from wrapper.loader import load_code
 from wrapper.sources import SourceTree, materialise_source
@@ -832,15 +832,8 @@ def _refs_advertisement() -> bytes:
     )
 
 
-def _request_line(conn: socket.socket) -> bytes:
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += conn.recv(65536) or b"\r\n\r\n"
-    return head.split(b"\r\n", 1)[0]
-
-
 def git_stall_mid_body(conn: socket.socket) -> None:
-    _request_line(conn)
+    request_of(conn)
     head = f"HTTP/1.1 200 OK\r\nContent-Type: {ADVERTISED}\r\nContent-Length: 100000\r\n\r\n"
     conn.sendall(head.encode() + _refs_advertisement()[:40])
     time.sleep(30)
@@ -850,7 +843,7 @@ def git_endless_pack(conn: socket.socket) -> None:
     """Refs as a v0 smart server sends them, then a pack that never ends (on the same or a new
     connection, for each request dulwich makes)."""
     while True:
-        if b"info/refs" in _request_line(conn):
+        if "info/refs" in request_of(conn)[1]:
             body = _refs_advertisement()
             head = f"HTTP/1.1 200 OK\r\nContent-Type: {ADVERTISED}\r\n"
             conn.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.moto_s3 import moto_server, point_aws_at
+from tests.raw_http import RawServer, request_of
 from wrapper.entities.remote import open_remote
 from wrapper.entities.store import StoreError
 from wrapper.errors import SourceError
@@ -95,53 +96,17 @@ def well_behaved(conn: socket.socket, method: str, target: str) -> None:
     conn.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
 
 
-class S3Server:
-    """A TCP (or TLS) server on 127.0.0.1 playing `behaviour` for one request a connection."""
-
-    def __init__(self, behaviour: Behaviour, tls: Optional[ssl.SSLContext] = None) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.behaviour, self.tls = behaviour, tls
-        self.connections = 0
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._play, args=(conn,), daemon=True).start()
-
-    def _play(self, conn: socket.socket) -> None:
-        try:
-            if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-            request = b""
-            while b"\r\n\r\n" not in request and len(request) < 65536:
-                piece = conn.recv(4096)
-                if not piece:
-                    return
-                request += piece
-            method, target = request.split(b" ", 2)[:2]
-            self.behaviour(conn, method.decode(), target.decode())
-        except OSError:
-            pass  # the client went away
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.listener.close()
+def s3_server(behaviour: Behaviour, tls: Optional[ssl.SSLContext] = None) -> RawServer:
+    """A raw server on 127.0.0.1 playing `behaviour` for one request a connection."""
+    return RawServer(lambda conn: behaviour(conn, *request_of(conn)), tls)
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., S3Server]]:
-    servers: list[S3Server] = []
+def serve() -> Iterator[Callable[..., RawServer]]:
+    servers: list[RawServer] = []
 
-    def start(behaviour: Behaviour, tls: Optional[ssl.SSLContext] = None) -> S3Server:
-        servers.append(S3Server(behaviour, tls))
+    def start(behaviour: Behaviour, tls: Optional[ssl.SSLContext] = None) -> RawServer:
+        servers.append(s3_server(behaviour, tls))
         return servers[-1]
 
     yield start
@@ -168,11 +133,11 @@ def aws_environ(endpoint: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def point_aws_at_raw(server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def point_aws_at_raw(server: RawServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`aws_environ` for this process."""
     for name in [name for name in os.environ if _ours(name)]:
         monkeypatch.delenv(name)
-    for name, value in aws_environ(server.url, tmp_path).items():
+    for name, value in aws_environ(server.url(""), tmp_path).items():
         monkeypatch.setenv(name, value)
 
 
@@ -245,7 +210,7 @@ TOO_BIG = {"source": "download larger than max_download_bytes=67108864"}
     "behaviour", [drip_headers, stall_mid_body, endless_body], ids=lambda b: b.__name__
 )
 def test_a_misbehaving_server_is_cut_off_within_the_deadline(
-    serve: Callable[..., S3Server], tmp_path: Path, read: str, behaviour: Behaviour
+    serve: Callable[..., RawServer], tmp_path: Path, read: str, behaviour: Behaviour
 ) -> None:
     server = serve(behaviour)
     url, start = READS[read]
@@ -255,7 +220,7 @@ def test_a_misbehaving_server_is_cut_off_within_the_deadline(
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, url, how, str(tmp_path)],
             stdout=stdout,
-            env=aws_environ(server.url, tmp_path),
+            env=aws_environ(server.url(""), tmp_path),
         )
         assert child.wait(timeout=60) == 0
     outcome = json.loads(out.read_text())
@@ -273,7 +238,7 @@ def test_a_misbehaving_server_is_cut_off_within_the_deadline(
 
 
 def test_no_request_is_retried_once_the_deadline_has_passed(
-    serve: Callable[..., S3Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    serve: Callable[..., RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """botocore retries a cut-off request (here up to 3 attempts, after a random pause of up
     to 1 s, then 2 s): the transfer's clock keeps running and no attempt follows it."""
@@ -366,7 +331,7 @@ def test_http_proxy_and_no_proxy_are_honoured(
 
 
 def test_aws_ca_bundle_is_honoured(
-    serve: Callable[..., S3Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    serve: Callable[..., RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import trustme
 
