@@ -11,15 +11,13 @@ from wrapper.errors import InitError, SignatureMismatch
 from wrapper.loader import LoadedCode, user_traceback
 from wrapper.logs import REQUEST_ID
 from wrapper.reply import (
+    FN_WRAPPER,
     BadResponse,
     Reply,
     Unawaited,
     collect,
     collect_async,
-    error_reply,
     for_http,
-    is_deliberate,
-    to_reply,
 )
 from wrapper.signature import (
     NAMED,
@@ -79,6 +77,8 @@ class PreparedHandler:
         self._loop: Any = None  # the loop `respond` awaits returned awaitables on, once needed
         self.on_failure: Optional[Callable[[], None]] = None
         """Called each time a handler call fails (a door counts it)."""
+        self.conversion = FN_WRAPPER
+        """The door's table (the nuclio door sets Nuclio's)."""
         self.hand_back_awaitables = False
         """Set by a door that awaits on its own event loop what a sync-looking handler returns:
         `respond` then raises Unawaited for it to `afinish`, rather than awaiting it itself."""
@@ -125,7 +125,7 @@ class PreparedHandler:
         between calls (or handed back: `hand_back_awaitables`)."""
         token = REQUEST_ID.set(event.id)
         try:
-            return to_reply(self._call(event))
+            return self.conversion.reply(self._call(event))
         except Unawaited as returned:
             if self.hand_back_awaitables:
                 raise
@@ -151,7 +151,7 @@ class PreparedHandler:
     def _settled(self, awaitable: Any, event: Any) -> Reply:
         """The reply for an awaitable the handler returned, awaited on this handler's loop."""
         try:
-            return to_reply(self.settle(awaitable))
+            return self.conversion.reply(self.settle(awaitable))
         except BaseException as exc:
             if isinstance(exc, Interruption):
                 raise
@@ -166,9 +166,9 @@ class PreparedHandler:
             if self.is_async:
                 result = await result
             try:
-                return to_reply(result)
+                return self.conversion.reply(result)
             except Unawaited as returned:
-                return to_reply(await returned.awaitable)
+                return self.conversion.reply(await returned.awaitable)
         except BaseException as exc:
             if stopped_by_runtime(exc, in_loop=True):
                 raise
@@ -180,7 +180,7 @@ class PreparedHandler:
         """The reply for an awaitable that `respond` handed back, awaited in the running loop."""
         token = REQUEST_ID.set(event.id)
         try:
-            return to_reply(await awaitable)
+            return self.conversion.reply(await awaitable)
         except BaseException as exc:
             if stopped_by_runtime(exc, in_loop=True):
                 raise
@@ -234,9 +234,10 @@ class PreparedHandler:
         reply = None
         if isinstance(exc, Unawaited):  # a door that cannot await it: no "never awaited" warning
             getattr(exc.awaitable, "close", lambda: None)()
-        if is_deliberate(exc):
+        conversion = self.conversion
+        if conversion.deliberate(exc):
             try:
-                reply = error_reply(exc, request_id, self.debug)
+                reply = conversion.error(exc, request_id, self.debug)
             except BadResponse as bad:
                 bad.__cause__ = exc
                 exc = bad
@@ -250,7 +251,7 @@ class PreparedHandler:
                 exc,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
-            reply = error_reply(exc, request_id, self.debug)
+            reply = conversion.error(exc, request_id, self.debug)
         reply.failed = True
         return reply
 

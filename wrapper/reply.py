@@ -1,4 +1,9 @@
-"""Turn what a handler returns (or raises) into a reply, by the one table of DESIGN §4."""
+"""Turn what a handler returns (or raises) into a reply: both tables of DESIGN §4.
+
+fn-wrapper's own (`to_reply`, `error_reply`), for serve, invoke and job; and Nuclio's
+(`nuclio_reply`, `nuclio_error_reply`: NUCLIO_PROTOCOL.md §6-§7), for the nuclio door, whose
+clients must see what Nuclio's wrapper gives them. A door picks one `Conversion`.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,19 @@ import datetime
 import json
 import math
 import re
+import traceback
 import types
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import PurePath
-from typing import Any, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import nuclio_sdk
+import nuclio_sdk.json_encoder
 
 from wrapper.errors import HTTPError
 
 TEXT = "text/plain; charset=utf-8"
+NUCLIO_TEXT = "text/plain"
 OCTETS = "application/octet-stream"
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -113,6 +121,12 @@ def _from_nuclio_response(response: Any) -> Reply:
     given = _content_type(response.content_type, "Response.content_type")
     if given and not (given == "text/plain" and reply.content_type == JSON):
         reply.content_type = given  # Response's default text/plain does not relabel JSON
+    _copy_headers(response, reply)
+    return reply
+
+
+def _copy_headers(response: Any, reply: Reply) -> None:
+    """A Response's headers onto `reply`: as text, and typed where a value is a bool or int."""
     headers = response.headers or {}
     if not isinstance(headers, dict):
         raise BadResponse(
@@ -123,7 +137,6 @@ def _from_nuclio_response(response: Any) -> Reply:
         reply.typed_headers = {
             str(k): v if type(v) is bool or type(v) is int else str(v) for k, v in headers.items()
         }
-    return reply
 
 
 def _is_status(value: Any) -> bool:
@@ -235,8 +248,6 @@ def error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Rep
         )
     body: dict[str, Any] = {"error": "handler failed", "request_id": request_id}
     if debug:
-        import traceback
-
         from wrapper.secrets import Redaction
 
         redaction = Redaction.from_environment()
@@ -245,6 +256,115 @@ def error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Rep
         shown = traceback.format_exception(type(exc), exc, exc.__traceback__)
         body["traceback"] = redaction.text("".join(shown))
     return Reply(500, dump_json(body), JSON)
+
+
+# --- Nuclio's table, for the nuclio door ------------------------------------------------------
+
+
+def nuclio_reply(value: Any) -> Reply:
+    """What Nuclio's wrapper answers one event with (NUCLIO_PROTOCOL.md §6): a list is a
+    batch's answers, of which the processor keeps the first. An empty one, on which Nuclio's
+    processor fails, is an empty text reply."""
+    if isinstance(value, list):
+        return nuclio_output(value[0]) if value else Reply(200, b"", NUCLIO_TEXT)
+    return nuclio_output(value)
+
+
+def nuclio_output(value: Any) -> Reply:
+    """One handler output by nuclio-sdk's `Response.from_entrypoint_output`: text as text/plain,
+    `(status, body)`, a dict or list as JSON in the SDK encoder's spacing (NaN as "NaN", an
+    object it cannot encode as its repr), a Response as given (a dict body as JSON), anything
+    else as the text of `str()` (None is "None"), bytes as they are, labelled text/plain."""
+    if isinstance(value, str):
+        return Reply(200, _utf8(value), NUCLIO_TEXT)
+    if isinstance(value, bytes):
+        return Reply(200, value, NUCLIO_TEXT)
+    if isinstance(value, tuple) and len(value) == 2:
+        status, body = _status(value[0], "the returned (status, body)"), value[1]
+        if isinstance(body, str):
+            return Reply(status, _utf8(body), NUCLIO_TEXT)
+        return Reply(status, _utf8(nuclio_json(body)), JSON)
+    if isinstance(value, (dict, list)):
+        return Reply(200, _utf8(nuclio_json(value)), JSON)
+    if isinstance(value, nuclio_sdk.Response):
+        return _nuclio_response(value)
+    if isinstance(value, (types.GeneratorType, types.AsyncGeneratorType)):
+        return Reply(200, stream=value)
+    if isinstance(value, Awaitable):
+        raise Unawaited(value)
+    return Reply(200, _utf8(str(value)), NUCLIO_TEXT)
+
+
+def _nuclio_response(response: Any) -> Reply:
+    status = _status(response.status_code, "Response.status_code")
+    body = response.body
+    if isinstance(body, dict):
+        reply = Reply(status, json.dumps(body).encode(), JSON)
+    else:
+        content_type = _content_type(response.content_type, "Response.content_type")
+        reply = Reply(status, body if isinstance(body, bytes) else _utf8(str(body)), content_type)
+    _copy_headers(response, reply)
+    if reply.headers:  # JSON values, as the SDK encoder writes them (0.5 stays a number)
+        typed = {str(name): value for name, value in response.headers.items()}
+        reply.typed_headers = json.loads(nuclio_json(typed))
+    return reply
+
+
+_SDK_ENCODER = nuclio_sdk.json_encoder.Encoder()
+
+
+def nuclio_json(value: Any) -> str:
+    """`value` as nuclio-sdk's encoder writes it: json.dumps's spacing (C-fast when it can),
+    else the encoder itself (NaN and infinities as strings, other objects by their repr)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return str(_SDK_ENCODER.encode(value))
+
+
+def _utf8(text: str) -> bytes:
+    """Text as the processor gets it: UTF-8, a lone surrogate as U+FFFD (its JSON decoder's)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return re.sub("[\ud800-\udfff]", "\ufffd", text).encode()
+
+
+def nuclio_error_reply(exc: BaseException, request_id: str, debug: bool = False) -> Reply:
+    """A handler error as the nuclio door answers it: 500 text/plain, as Nuclio's wrapper; its
+    body a fixed text with the request id (the exception may hold secrets: it is logged), or
+    under `debug` Nuclio's own body (`Exception caught in handler - "<exc>": <traceback>`)."""
+    if not debug:
+        text = (
+            f"Exception caught in handler (request id {request_id}): the exception and its "
+            "traceback are in the function's log"
+        )
+        return Reply(500, text.encode(), NUCLIO_TEXT)
+    from wrapper.secrets import Redaction
+
+    shown = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    text = f'Exception caught in handler - "{exc}": {shown}'
+    return Reply(500, _utf8(Redaction.from_environment().text(text)), NUCLIO_TEXT)
+
+
+class Conversion(NamedTuple):
+    """A door's table: a return value's reply, an error's reply, and which errors are
+    deliberate answers (their own status) rather than failures."""
+
+    reply: Callable[[Any], Reply]
+    output: Callable[[Any], Reply]
+    """One result of a batch (no list rule)."""
+    error: Callable[[BaseException, str, bool], Reply]
+    deliberate: Callable[[BaseException], bool]
+
+
+def _never(exc: BaseException) -> bool:
+    return False
+
+
+FN_WRAPPER = Conversion(to_reply, to_reply, error_reply, is_deliberate)
+NUCLIO = Conversion(nuclio_reply, nuclio_output, nuclio_error_reply, _never)
+"""Nuclio's wrapper answers ExceptionWithResponse as any exception: 500 (§12)."""
 
 
 def _status_reply(status: int, body: Any, content_type: Optional[str]) -> Reply:

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from tests.nuclio.conftest import ROOT, event
+from tests.nuclio.conftest import ROOT, decode_body, event
 
 ECHO = """
 import json
@@ -57,7 +57,7 @@ def test_text_body_and_the_m_line(processor) -> None:
     assert answer.response == {
         "body": "hello world",
         "body_encoding": "text",
-        "content_type": "text/plain; charset=utf-8",
+        "content_type": "text/plain",  # Nuclio's, exactly: no charset
         "status_code": 200,
         "headers": {},
     }
@@ -78,7 +78,7 @@ def test_binary_body_round_trips_base64(processor) -> None:
     payload = bytes(range(256)) * 4
     answer = fake.call(event(payload, content_type="application/octet-stream", path="/bytes"))
     assert answer.response["body_encoding"] == "base64"
-    assert answer.response["content_type"] == "application/octet-stream"
+    assert answer.response["content_type"] == "text/plain"  # Nuclio's label for bytes
     assert answer.body == payload
 
 
@@ -97,7 +97,7 @@ def test_event_fields_reach_the_handler(processor) -> None:
     )
     described = json.loads(answer.body)
     assert described["method"] == "PUT"
-    assert described["headers"] == {"X-Custom": "v"}  # canonical header names
+    assert described["headers"] == {"x-custom": "v"}  # names as the processor sent them
     assert described["id"] == "abc-1"
     assert described["trigger"] == ["http", "default-http"]
     assert described["context_trigger"] == ["http", "default-http"]
@@ -118,8 +118,8 @@ def test_log_records_travel_as_l_lines_before_the_response(processor) -> None:
 def test_a_handler_exception_answers_500_and_the_loop_goes_on(processor) -> None:
     fake = processor(ECHO)
     answer = fake.call(event(path="/fail", event_id="bad-1"))
-    assert answer.response["status_code"] == 500
-    assert json.loads(answer.body) == {"error": "handler failed", "request_id": "bad-1"}
+    assert (answer.response["status_code"], answer.response["content_type"]) == (500, "text/plain")
+    assert answer.body == handler_failed("bad-1")
     assert "secret detail" not in answer.response["body"]
     [record] = [r for r in answer.logs if r["level"] == "error"]
     assert "RuntimeError: secret detail" in record["with"]["traceback"]
@@ -127,11 +127,12 @@ def test_a_handler_exception_answers_500_and_the_loop_goes_on(processor) -> None
 
 
 def test_an_init_failure_exits_non_zero_before_ready(processor) -> None:
+    """Exit 1, as Nuclio's wrapper exits for any failure (NUCLIO_PROTOCOL §7)."""
     code = ECHO + "\ndef init_context(context):\n    raise RuntimeError('no database')\n"
     fake = processor(code, ready=False)
     record = fake.wait_for_log("no database")
     assert record["level"] == "error" and "no database" in record["message"]
-    assert fake.process.wait(30) == 4
+    assert fake.process.wait(30) == 1
     assert fake.lines.readline() == b""  # never sent `s`
     assert "fn-wrapper nuclio: error: init function raised RuntimeError: no database" in (
         fake.output()
@@ -141,7 +142,7 @@ def test_an_init_failure_exits_non_zero_before_ready(processor) -> None:
 def test_an_import_failure_exits_non_zero_without_connecting(tmp_path: Path) -> None:
     from tests.nuclio.conftest import FakeProcessor
 
-    with pytest.raises(AssertionError, match=r"did not connect \(exit 3\)") as failed:
+    with pytest.raises(AssertionError, match=r"did not connect \(exit 1\)") as failed:
         FakeProcessor(tmp_path, "import not_a_module_anywhere\n")
     assert "not_a_module_anywhere" in str(failed.value)
 
@@ -157,13 +158,13 @@ def test_a_malformed_frame_is_answered_and_the_loop_goes_on(processor) -> None:
     fake = processor(ECHO)
     fake.send_frame(msgpack.packb(42))
     answer = fake.receive()
-    assert answer.response["status_code"] == 400
-    assert "malformed event" in json.loads(answer.body)["error"]
+    assert (answer.response["status_code"], answer.response["content_type"]) == (500, "text/plain")
+    assert answer.body.startswith(b'Exception caught while serving - "malformed event: ')
     fake.send_frame(b"\xc1")  # a byte msgpack never uses
-    assert fake.receive().response["status_code"] == 400
+    assert fake.receive().response["status_code"] == 500
     # a non-UTF-8 string while strings are decoded
     fake.send_frame(msgpack.packb({"body": b"x", "path": b"\xff\xfe"}, use_bin_type=False))
-    assert "not UTF-8" in json.loads(fake.receive().body)["error"]
+    assert "not UTF-8" in fake.receive().body.decode()
     assert fake.call(event(b"fine")).body == b"hello fine"
 
 
@@ -224,26 +225,53 @@ def test_a_batch_gets_one_response_per_event_with_its_id(processor, code: str) -
     assert answer.duration is not None
 
 
+UNSENDABLE = """
+import nuclio_sdk
+
+def handler(context, events):
+    return [nuclio_sdk.Response(body="x", status_code="418x"), "fine"]
+"""
+"""A batch whose first result has no status the processor could take."""
+
+
+def handler_failed(request_id: str) -> bytes:
+    """The nuclio door's body for a handler error (without --debug): no exception text."""
+    return (
+        f"Exception caught in handler (request id {request_id}): the exception and its "
+        "traceback are in the function's log"
+    ).encode()
+
+
 def test_a_batch_in_raw_mode_answers_with_text_ids(processor) -> None:
     """In raw mode `event.id` is bytes: a Response(event_id=event.id) still answers "1"."""
     fake = processor(BATCH, decode=False)
     answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
     assert [(r["event_id"], r["body"]) for r in answer.response] == [("1", "A"), ("2", "B")]
-    code = "def handler(context, events):\n    return [{'a': object()}, 'fine']\n"
-    fake = processor(code, decode=False)
+    fake = processor(UNSENDABLE, decode=False)
     answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
     statuses = [(r["event_id"], r["status_code"]) for r in answer.response]
     assert statuses == [("1", 500), ("2", 200)]
-    assert json.loads(answer.response[0]["body"])["request_id"] == "1"
+    assert decode_body(answer.response[0]) == handler_failed("1")
 
 
 def test_a_batch_result_that_cannot_be_encoded_fails_alone(processor) -> None:
-    code = "def handler(context, events):\n    return [{'a': object()}, 'fine']\n"
-    fake = processor(code)
+    fake = processor(UNSENDABLE)
     answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
     statuses = [(r["event_id"], r["status_code"]) for r in answer.response]
     assert statuses == [("1", 500), ("2", 200)]
     assert fake.call([event(event_id="3")]).response[0]["status_code"] == 500  # still serving
+
+
+def test_a_batch_result_json_cannot_encode_is_encoded_as_nuclios_sdk_does(processor) -> None:
+    """An object json cannot encode is written by its repr (nuclio-sdk's encoder): no error."""
+    code = "def handler(context, events):\n    return [{'a': Opaque()}, 'fine']\n"
+    code += "class Opaque:\n    def __repr__(self):\n        return 'opaque'\n"
+    fake = processor(code)
+    answer = fake.call([event(b"a", event_id="1"), event(b"b", event_id="2")])
+    assert [(r["event_id"], r["status_code"], r["body"]) for r in answer.response] == [
+        ("1", 200, '{"a": "opaque"}'),
+        ("2", 200, "fine"),
+    ]
 
 
 ASYNC = """
@@ -292,8 +320,18 @@ def test_drain_then_continue_answers_every_event(processor, code: str) -> None:
     fake.signal(signal.SIGUSR2)
     fake.wait_for_log("drain callback called")
     refused = fake.call(event(event_id="during"))
-    assert refused.response["status_code"] == 503
-    assert json.loads(refused.body)["request_id"] == "during"
+    assert refused.response == {
+        "body": "Event discarded: worker draining",
+        "body_encoding": "text",
+        "content_type": "text/plain",
+        "status_code": 503,
+        "headers": {"X-Nuclio-Stream-No-Ack": True},  # a stream trigger does not commit it
+    }
+    batch = fake.call([event(event_id="1"), event(event_id="2")]).response
+    assert [(r["event_id"], r["status_code"], r["headers"]) for r in batch] == [
+        ("1", 503, {"X-Nuclio-Stream-No-Ack": True}),
+        ("2", 503, {"X-Nuclio-Stream-No-Ack": True}),
+    ]
     fake.signal(signal.SIGCONT)
     fake.wait_for_log("continuing")
     assert fake.call(event(event_id="after")).body == b"handled"
@@ -304,7 +342,9 @@ def test_terminate_calls_the_termination_callback_once(processor, code: str) -> 
     fake = processor(code)
     fake.signal(signal.SIGUSR1)
     fake.wait_for_log("termination callback called")
-    assert fake.call(event()).response["status_code"] == 503
+    refused = fake.call(event()).response
+    assert (refused["status_code"], refused["body"]) == (503, "Event discarded: worker terminating")
+    assert refused["headers"] == {"X-Nuclio-Stream-No-Ack": True}
     fake.signal(signal.SIGUSR1)  # a second terminate does not call it again
     fake.signal(signal.SIGCONT)  # nor does continue undo it
     assert fake.call(event()).response["status_code"] == 503
@@ -407,9 +447,9 @@ def handler(context, event):
 """
 
 
-def test_bool_and_int_header_values_stay_typed_for_stream_no_ack(processor) -> None:
+def test_header_values_stay_json_values_for_stream_no_ack(processor) -> None:
     fake = processor(NO_ACK)
-    expected = {"X-Count": 5, "X-Name": "n", "X-Ratio": "0.5", "x-nuclio-stream-no-ack": True}
+    expected = {"X-Count": 5, "X-Name": "n", "X-Ratio": 0.5, "x-nuclio-stream-no-ack": True}
     assert fake.call(event()).response["headers"] == expected  # Kafka honours only `true`
     assert fake.call([event(event_id="1")]).response[0]["headers"] == expected
 

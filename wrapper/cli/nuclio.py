@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from wrapper.errors import SpecError
+from wrapper.errors import ExitCode, SpecError, WrapperError
 from wrapper.settings import SOURCE_OPTIONS, STORE_OPTIONS, Option, Settings, count
 
 OPTIONS = (
@@ -42,7 +42,17 @@ SOURCES = ("spec", "code", "base64", "code_src")
 
 
 def run(settings: Settings) -> int:
-    """Load the function, connect, init, announce readiness, then answer events."""
+    """Load the function, connect, init, announce readiness, then answer events. Every
+    failure exits 1, as Nuclio's wrapper does (NUCLIO_PROTOCOL.md §7): a handler that cannot
+    be loaded, an init that raised, a processor gone."""
+    try:
+        return _serve(settings)
+    except WrapperError as exc:
+        exc.exit_code = ExitCode.HANDLER_FAILED
+        raise
+
+
+def _serve(settings: Settings) -> int:
     import wrapper.logs
     from wrapper.nuclio.session import Session, SessionSettings
 

@@ -1,9 +1,9 @@
 """The processor's messages in and out: msgpack event maps → Events, Replies → `r` lines.
 
-Facts from Nuclio's protocol (NUCLIO_PROTOCOL.md §4-§5); choices of ours (DESIGN §4):
-headers in canonical form, a JSON body decoded only for a JSON content type, missing keys
-given defaults rather than refused, a field of the wrong type refused (MalformedEvent), a
-naive UTC timestamp as Nuclio's.
+Facts from Nuclio's protocol (NUCLIO_PROTOCOL.md §4-§5), as Nuclio's wrapper gives them:
+header names as the processor sent them, a body decoded only for exactly `application/json`,
+a naive UTC timestamp. Choices of ours: missing keys given defaults rather than refused, a
+field of the wrong type refused (MalformedEvent).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Callable, Optional, Union
 import msgpack
 import nuclio_sdk
 
-from wrapper.events import canonical_header, decode_body, new_request_id
-from wrapper.reply import JSON, OCTETS, TEXT, Reply
+from wrapper.events import decode_body, new_request_id
+from wrapper.reply import JSON, NUCLIO_TEXT, OCTETS, TEXT, Reply
 
 Events = Union[Any, list[Any]]
 """One Event, or a batch: a list of them."""
@@ -169,13 +169,6 @@ def _body(body: Any, content_type: Any) -> Any:
     return decode_body(body, content_type)
 
 
-def _headers(event: WireEvent, wire: dict[str, Any]) -> Any:
-    headers = wire.get("headers") or {}
-    if event.BLANK == b"":
-        return headers
-    return {canonical_header(str(k)): v for k, v in headers.items()}
-
-
 def _trigger(event: WireEvent, wire: dict[str, Any]) -> Any:
     trigger = wire.get("trigger") or {}
     kind = trigger.get("kind", trigger.get(b"kind", event.BLANK))
@@ -197,7 +190,7 @@ class WireEvent(nuclio_sdk.Event):  # type: ignore[misc]
 
     trigger = _Lazy(_trigger)
     fields = _Lazy(lambda event, wire: wire.get("fields") or {})
-    headers = _Lazy(_headers)
+    headers = _Lazy(lambda event, wire: wire.get("headers") or {})
     size = _Lazy(default=0)
     timestamp = _Lazy(lambda event, wire: _timestamp(wire.get("timestamp")))
     url = _Lazy(default=_TEXT)
@@ -320,7 +313,7 @@ def _response_fields(reply: Reply, event: Optional[str]) -> tuple[Any, ...]:
 
 _CONTENT_TYPES: dict[Optional[str], bytes] = {
     None: b'""',
-    **{name: _string(name) for name in (TEXT, OCTETS, JSON)},
+    **{name: _string(name) for name in (TEXT, OCTETS, JSON, NUCLIO_TEXT)},
 }
 """The JSON strings of the commonest content types, made once."""
 

@@ -4,7 +4,7 @@ A sync handler is served by a blocking loop (no event-loop cost per event); an a
 an asyncio loop that lives as long as the process, so tasks it spawns run between events
 (DESIGN §7). Signals follow the processor (NUCLIO_PROTOCOL.md §9): SIGUSR2 drains, SIGCONT
 continues, SIGUSR1 terminates; events that arrive while draining or terminating are answered
-503 rather than left without a reply.
+503 (with the stream triggers' no-ack header) rather than left without a reply.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from wrapper.nuclio.framing import (
     connect,
 )
 from wrapper.nuclio.logs import ProcessorLogHandler
-from wrapper.reply import JSON, Reply, collect, dump_json, to_reply
+from wrapper.reply import NUCLIO, NUCLIO_TEXT, Reply, collect
 from wrapper.secrets import Redaction
 
 log = logging.getLogger("wrapper.nuclio")
@@ -121,12 +121,20 @@ class Session:
     def run(self, function: PreparedHandler) -> int:
         """Init, announce readiness, answer events until the processor goes (exit code 1)."""
         self.function = function
-        if function.needs_loop:
-            import asyncio
+        function.conversion = NUCLIO
+        try:
+            if function.needs_loop:
+                import asyncio
 
-            from wrapper.nuclio.aloop import serve_async
+                from wrapper.nuclio.aloop import serve_async
 
-            return asyncio.run(serve_async(self, function))
+                return asyncio.run(serve_async(self, function))
+            return self._run_blocking(function)
+        except ConnectionError as exc:  # reset or broken: the processor closed, lines unread
+            reason = exc.strerror or type(exc).__name__
+            return self.gone(ProcessorGone(f"the processor's event socket failed: {reason}"))
+
+    def _run_blocking(self, function: PreparedHandler) -> int:
         try:
             function.start()
         except InitError as exc:
@@ -256,6 +264,8 @@ class Session:
         position when the handler did not set one); a non-list result answers every event."""
         if not isinstance(results, list):
             results = [results] * len(events)
+        assert self.function is not None
+        convert = self.function.conversion.output
         answers = []
         for index, result in enumerate(results):
             given = getattr(result, "event_id", None)
@@ -264,30 +274,28 @@ class Session:
             if given is not None and type(given) is not str:
                 given = codec.id_text(given)  # e.g. Response(event_id=event.id) in raw mode
             try:
-                reply = result if isinstance(result, Reply) else to_reply(result)
+                reply = result if isinstance(result, Reply) else convert(result)
                 stream = reply.stream
                 if stream is not None and not hasattr(stream, "__anext__"):
                     reply.body = collect(stream).body
             except HANDLER_ERRORS as exc:  # e.g. a dict json cannot encode
-                assert self.function is not None
                 reply = self.function.fail(exc, "" if given is None else given)
             answers.append(codec.response_json(reply, given))
         return codec.batch_json(answers)
 
     def refused(self, payload: bytes) -> bytes:
-        """The 503 for an event that arrives while draining or terminating."""
+        """The answer to an event that arrives while draining or terminating: 503, and the
+        header with which Nuclio's stream triggers (Kafka, v3io, explicit ack `enable`) do not
+        commit its offset, for it was never handled."""
         try:
             events, batch = codec.decode_events(payload, self.settings.decode_strings)
         except codec.MalformedEvent as exc:
             return malformed(exc)
-        reason = f"worker {self.state}: the event was not handled"
+        reason = f"Event discarded: worker {self.state}"
         if not batch:
-            return codec.error_line(_status(503, reason, codec.event_id(events)))
-        return codec.error_line(
-            codec.batch_json(
-                [_status(503, reason, codec.event_id(e), codec.event_id(e)) for e in events]
-            )
-        )
+            return codec.error_line(_status(503, reason, no_ack=True))
+        answers = [_status(503, reason, codec.event_id(e), no_ack=True) for e in events]
+        return codec.error_line(codec.batch_json(answers))
 
     def gone(self, exc: WrapperError) -> int:
         """The processor is gone or broke the framing: exit 1 as Nuclio's wrapper does (0
@@ -305,19 +313,29 @@ def batch_id(events: list[Any]) -> str:
 
 
 def malformed(exc: codec.MalformedEvent) -> bytes:
-    """The 400 for a frame that holds no event: logged and answered, never fatal. A list
-    frame (a batch) gets an array with a 400 per item carrying its id, as every batch
-    answer does: the processor drops a batch result without an `event_id`."""
+    """The answer to a frame that holds no event, logged and never fatal: 500 as Nuclio's
+    wrapper answers it ("Exception caught while serving"). A list frame (a batch) gets an
+    array with an answer per item carrying its id, as every batch answer does: the processor
+    drops a batch result without an `event_id`."""
     log.warning("malformed event: %s", exc)
-    reason = f"malformed event: {exc}"
+    reason = f'Exception caught while serving - "malformed event: {exc}"'
     if exc.ids is None:
-        return codec.error_line(_status(400, reason, ""))
-    return codec.error_line(codec.batch_json([_status(400, reason, i, i) for i in exc.ids]))
+        return codec.error_line(_status(500, reason))
+    return codec.error_line(codec.batch_json([_status(500, reason, i) for i in exc.ids]))
 
 
-def _status(status: int, reason: str, request_id: str, event: Optional[str] = None) -> bytes:
-    body = {"error": reason, "request_id": request_id}
-    return codec.response_json(Reply(status, dump_json(body), JSON), event)
+NO_ACK = {"X-Nuclio-Stream-No-Ack": True}
+"""What keeps Nuclio's stream triggers from committing an event's offset: they look this exact
+key up in the answer's headers and want JSON true (processor/trigger/kafka, v3iostream)."""
+
+
+def _status(status: int, text: str, event: Optional[str] = None, no_ack: bool = False) -> bytes:
+    """A response object of the runtime's own, text/plain as Nuclio's wrapper answers."""
+    reply = Reply(status, text.encode(), NUCLIO_TEXT)
+    if no_ack:
+        reply.headers = {name: "true" for name in NO_ACK}
+        reply.typed_headers = dict(NO_ACK)
+    return codec.response_json(reply, event)
 
 
 def _run_sync(result: Optional[Any]) -> None:
