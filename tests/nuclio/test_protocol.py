@@ -457,3 +457,22 @@ def test_header_values_stay_json_values_for_stream_no_ack(processor) -> None:
 def test_a_hyphenated_handler_module_is_imported_as_nuclio_does(processor) -> None:
     fake = processor("def handler(context, event):\n    return 'dashed'\n", module="my-func")
     assert fake.call(event()).body == b"dashed"
+
+
+LOGS_A_LOT = """
+def handler(context, event):
+    for _ in range(2000):
+        context.logger.info("x" * 10000)
+    return "done"
+"""
+
+
+def test_a_processor_that_resets_the_socket_with_lines_unread_gives_exit_1(processor) -> None:
+    """Closing with unread `l` lines makes the kernel reset the connection: Nuclio's wrapper
+    exits 1 there, and so does the door (not 5, "a bug in fn-wrapper")."""
+    fake = processor(LOGS_A_LOT)
+    fake.send(event())
+    fake.read_line()  # the first log line is on its way: the rest stays unread
+    fake.hang_up()
+    assert fake.process.wait(30) == 1
+    assert "Traceback" not in fake.output() and "a bug in fn-wrapper" not in fake.output()
