@@ -547,3 +547,67 @@ def test_the_processor_closing_both_sockets_ends_the_process_with_1(processor: S
     assert fake.control is not None
     fake.control.close()
     assert fake.process.wait(30) == 1
+
+
+# --- CloudEvents, as Nuclio's cloudevents suite sends them through its HTTP trigger ----------
+
+EVENT_RETURNER = """
+import json
+
+def text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+def handler(context, event):
+    body = event.body if isinstance(event.body, dict) else event.body.decode()
+    return json.dumps({
+        "id": text(event.id), "triggerKind": text(event.trigger.kind),
+        "contentType": text(event.content_type),
+        "headers": {text(k): text(v) for k, v in event.headers.items()},
+        "timestamp": event.timestamp.isoformat("T") + "Z", "path": text(event.path),
+        "method": text(event.method), "type": text(event.type),
+        "typeVersion": text(event.type_version), "version": event.version, "body": body,
+    })
+"""
+CLOUD_EVENT_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"comExampleExtension": "value"}, {}],
+    ids=["structured", "binary"],
+)
+def test_a_cloud_event_reaches_the_handler_as_nuclios_trigger_builds_it(
+    processor: Start, headers: dict[str, str]
+) -> None:
+    """TestStructuredCloudEvent / TestBinaryCloudEvent: the processor maps the CloudEvent's
+    attributes onto the event (source → trigger kind, extensions → headers, with their case);
+    the door hands them over as they came."""
+    fake = processor(EVENT_RETURNER)
+    sent = event(
+        b"valid xml",
+        content_type="text/xml",
+        headers=headers,
+        path="/testPath",
+        event_id="A234-1234-1234",
+        trigger={"kind": "/mycontext", "name": ""},
+        type="com.example.someevent",
+        type_version="1.0",
+        version=0,
+        timestamp=CLOUD_EVENT_TIME,
+    )
+    answer = seen(fake.call(sent).response)
+    assert answer.status == 200 and answer.content_type == "text/plain"
+    got = json.loads(answer.body)
+    assert got == {
+        "id": "A234-1234-1234",
+        "triggerKind": "/mycontext",
+        "contentType": "text/xml",
+        "headers": headers,
+        "timestamp": "2026-01-01T00:00:00Z",
+        "path": "/testPath",
+        "method": "POST",
+        "type": "com.example.someevent",
+        "typeVersion": "1.0",
+        "version": 0,
+        "body": "valid xml",
+    }
