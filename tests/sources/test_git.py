@@ -944,3 +944,19 @@ def test_requests_ca_bundle_is_trusted_and_a_stranger_is_not(
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
         tree = materialise_git(url, SourceSettings(tmp_path / "two"))
     assert main_py(tree) == "def handler():\n    return 'dev'\n"
+
+
+def test_a_certificate_for_another_host_is_refused(
+    origin: Origin, cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """urllib3 matches the host name itself (the context leaves it to it, for IP addresses
+    under urllib3 1.26): a certificate our CA issued for another name is still refused."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("other.example").configure_cert(context)
+    with GitServer(origin.root, tls=context) as secure:
+        url = parse_source_uri(secure.url("repo.git", scheme="git+https"))
+        with pytest.raises(SourceError, match=r"doesn't match 'other\.example'"):
+            materialise_git(url, SourceSettings(cache))

@@ -406,7 +406,7 @@ def _scoped_pool(
     options: dict[str, Any] = {
         "headers": {"User-Agent": default_user_agent_string()},
         "timeout": urllib3.Timeout(connect=limits.connect_timeout, read=limits.read_timeout),
-        "ssl_context": tls_context("GIT_SSL_CAINFO"),
+        "ssl_context": _for_urllib3(tls_context("GIT_SSL_CAINFO")),
     }
     proxy = proxy_for(location)
     pool: _ScopedPool | _ScopedProxy
@@ -423,6 +423,14 @@ def _scoped_pool(
     pool.retry = urllib3.Retry(total=hops + 2, connect=2, read=1, other=0, redirect=hops)
     pool.scope = scope
     return pool
+
+
+def _for_urllib3(context: ssl.SSLContext) -> ssl.SSLContext:
+    """`context` with the host name left to urllib3, which matches it itself (IP addresses
+    too) when the context does not: urllib3 1.26 sends no server name for an IP address, which
+    a context checking host names refuses."""
+    context.check_hostname = False
+    return context
 
 
 def _watched_pools(deadline: Deadline) -> dict[str, type[urllib3.HTTPConnectionPool]]:
