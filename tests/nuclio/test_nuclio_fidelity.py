@@ -551,7 +551,7 @@ def test_the_processor_closing_both_sockets_ends_the_process_with_1(processor: S
 
 # --- CloudEvents, as Nuclio's cloudevents suite sends them through its HTTP trigger ----------
 
-EVENT_RETURNER = """
+CLOUD_EVENT_RETURNER = """
 import json
 
 def text(value):
@@ -582,7 +582,7 @@ def test_a_cloud_event_reaches_the_handler_as_nuclios_trigger_builds_it(
     """TestStructuredCloudEvent / TestBinaryCloudEvent: the processor maps the CloudEvent's
     attributes onto the event (source → trigger kind, extensions → headers, with their case);
     the door hands them over as they came."""
-    fake = processor(EVENT_RETURNER)
+    fake = processor(CLOUD_EVENT_RETURNER)
     sent = event(
         b"valid xml",
         content_type="text/xml",

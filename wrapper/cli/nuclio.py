@@ -42,11 +42,14 @@ SOURCES = ("spec", "code", "base64", "code_src")
 
 
 def run(settings: Settings) -> int:
-    """Load the function, connect, init, announce readiness, then answer events. Every
-    failure exits 1, as Nuclio's wrapper does (NUCLIO_PROTOCOL.md §7): a handler that cannot
-    be loaded, an init that raised, a processor gone."""
+    """Load the function, connect, init, announce readiness, then answer events. A failure
+    exits 1, as Nuclio's wrapper does (NUCLIO_PROTOCOL.md §7): a handler that cannot be
+    loaded, an init that raised, a processor gone. Bad flags or a bad spec exit 2 (nothing
+    ran), as argparse's errors do in Nuclio's wrapper too."""
     try:
         return _serve(settings)
+    except SpecError:
+        raise
     except WrapperError as exc:
         exc.exit_code = ExitCode.HANDLER_FAILED
         raise
