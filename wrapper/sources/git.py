@@ -327,12 +327,16 @@ def _credentials(uri: SourceURI, settings: SourceSettings) -> tuple[Optional[str
 
 
 def _cause(exc: BaseException, kind: type[_E]) -> Optional[_E]:
-    """`exc` or the first error of type `kind` in its causes (urllib3 wraps ssl's errors)."""
+    """`exc` or the first error of type `kind` in its causes: urllib3 wraps ssl's errors, as
+    a cause, a `reason`, or (urllib3 1.26) its first argument."""
     seen: Optional[BaseException] = exc
-    while seen is not None and not isinstance(seen, kind):
-        seen = seen.__cause__ or seen.__context__ or getattr(seen, "reason", None)
-        seen = seen if isinstance(seen, BaseException) else None
-    return seen
+    for _ in range(10):  # a chain is short; a cycle must not loop forever
+        if seen is None or isinstance(seen, kind):
+            break
+        first = seen.args[0] if seen.args else None
+        wrapped = [seen.__cause__, seen.__context__, getattr(seen, "reason", None), first]
+        seen = next((e for e in wrapped if isinstance(e, BaseException)), None)
+    return seen if isinstance(seen, kind) else None
 
 
 def _reason(exc: Exception, limits: FetchLimits) -> str:
