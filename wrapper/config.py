@@ -29,7 +29,36 @@ def build_document(settings: Settings) -> Any:
         data, base = read_document(settings.spec)
     else:
         data, base = {}, None
+        found = _config_beside_code(settings)
+        if found is not None:
+            data, base, settings = found
     return validate_document(overlay(data, base, settings))
+
+
+def _config_beside_code(settings: Settings) -> Optional[tuple[dict[str, Any], Path, Settings]]:
+    """With no --spec, the Nuclio config a local `--code-src` holds (a folder's function.yaml,
+    a source file's `# @nuclio.configure` block) as the spec document, whose source is that
+    code_src with the config's handler; and the settings less the code_src it took over."""
+    from wrapper.spec.document import read_config
+    from wrapper.spec.nuclio import config_in
+
+    code_src = settings.values.get("code_src")
+    if settings.layers.get("code_src") not in ("flag", "env") or not isinstance(code_src, str):
+        return None
+    if uri_scheme(code_src) not in ("", "file") or any(
+        settings.values.get(k) is not None for k in ("code", "base64")
+    ):
+        return None
+    path = Path(code_src.removeprefix("file://") if uri_scheme(code_src) else code_src)
+    found = config_in(path)
+    read = None if found is None else read_config(found)
+    if read is None:
+        return None
+    data, base = read
+    source = {k: v for k, v in data["function"]["source"].items() if k not in CODE_FIELDS}
+    data["function"]["source"] = {**source, "code_src": str(path.resolve())}
+    layers = {**settings.layers, "code_src": "default"}
+    return data, base, Settings(settings.values, layers)
 
 
 def overlay(data: dict[str, Any], base: Optional[Path], settings: Settings) -> dict[str, Any]:

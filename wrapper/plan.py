@@ -26,6 +26,8 @@ class FunctionPlan:
     inputs: dict[str, str] = field(default_factory=dict)
     project: Optional[str] = None
     """The function's own project (a library function's), below --project and its twin."""
+    envs: dict[str, str] = field(default_factory=dict)
+    """task.envs with a value, set for the function unless the environment has them."""
 
     @classmethod
     def from_dump(cls, document: dict[str, Any]) -> FunctionPlan:
@@ -47,6 +49,11 @@ class FunctionPlan:
             init_parameters=run["init_parameters"],
             inputs=run["inputs"],
             project=function.get("project"),
+            envs={
+                e["name"]: e["value"]
+                for e in document["task"]["envs"]
+                if e.get("value") is not None
+            },
         )
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
@@ -37,6 +38,8 @@ def prepare_handler(
         log.warning(
             "function %s asks for Python %s; running on %s", plan.name, plan.python, running
         )
+    for name, value in plan.envs.items():
+        os.environ.setdefault(name, value)
     tree = tree or materialise_source(plan, source_settings)
     code = load_code(tree, plan.handler, plan.init_function)
     return PreparedHandler(

@@ -165,7 +165,7 @@ def test_project_on_a_non_library_function() -> None:
     ("document", "path", "allowed"),
     [
         ({"function": {**FUNCTION, "colour": "blue"}}, "function.colour", FUNCTION_FIELDS),
-        ({"function": FUNCTION, "tasks": {}}, "tasks", "function, task, run"),
+        ({"function": FUNCTION, "tasks": {}}, "tasks", "function, task, run, nuclio"),
         (
             {"function": FUNCTION, "run": {"params": {}}},
             "run.params",
@@ -351,9 +351,9 @@ def test_missing_file(tmp_path: Path) -> None:
     assert message == f"--spec: cannot read {missing}: No such file or directory"
 
 
-def test_directory_is_not_a_spec(tmp_path: Path) -> None:
+def test_folder_without_a_nuclio_config_is_not_a_spec(tmp_path: Path) -> None:
     message = spec_error(str(tmp_path))
-    assert message.startswith(f"--spec: cannot read {tmp_path}: ")
+    assert message == f"--spec: {tmp_path} is a folder with no function.yaml in it"
 
 
 def test_file_that_is_not_text(tmp_path: Path) -> None:

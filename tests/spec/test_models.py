@@ -533,7 +533,7 @@ def test_bad_flat_resources_name_the_resource(resources: dict[str, Any], message
             ("volumes", 0, "volume_type"),
         ),
         ({"volumes": [{"volume_type": "secret", "name": "a"}]}, ("volumes", 0, "mount_path")),
-        ({"envs": [{"name": "A"}]}, ("envs", 0, "value")),
+        ({"envs": [{"name": "A"}]}, ("envs", 0)),
         ({"secrets": "one"}, ("secrets",)),
         ({"service_type": "Ingress"}, ("service_type",)),
         ({"instructions": "RUN x"}, ("instructions",)),

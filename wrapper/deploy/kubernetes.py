@@ -91,7 +91,7 @@ class Workload:
         env += [
             {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH}/cache"},
             {"name": "XDG_DATA_HOME", "value": f"{SCRATCH}/data"},
-            *({"name": e["name"], "value": e["value"]} for e in task.get("envs") or []),
+            *env_items(task),
         ]
         mounts = [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}] if self.spec else []
         mounts += [
@@ -261,11 +261,21 @@ def placement(task: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def env_items(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """task.envs as a container's env: `value`, or `valueFrom` (a Kubernetes EnvVarSource)."""
+    return [
+        {"name": e["name"], "value": e["value"]}
+        if e.get("value") is not None
+        else {"name": e["name"], "valueFrom": e["value_from"]}
+        for e in task.get("envs") or []
+    ]
+
+
 def graceful_timeout(task: dict[str, Any]) -> float:
     """The serve door's graceful timeout in this task's container: FN_WRAPPER_GRACEFUL_TIMEOUT
     from task.envs, else the default."""
     for number, env in enumerate(task.get("envs") or []):
-        if env["name"] == "FN_WRAPPER_GRACEFUL_TIMEOUT":
+        if env["name"] == "FN_WRAPPER_GRACEFUL_TIMEOUT" and env.get("value") is not None:
             field = f"task.envs[{number}]: FN_WRAPPER_GRACEFUL_TIMEOUT"
             try:
                 seconds = serve_seconds(env["value"])

@@ -26,6 +26,7 @@ from wrapper.deploy.kubernetes import (
     check_max_replicas,
     container_resources,
     dns_label,
+    env_items,
     placement,
     pod_volume,
     scratch_volume,
@@ -80,7 +81,7 @@ def function_config(
             {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH}/cache"},
             {"name": "XDG_DATA_HOME", "value": f"{SCRATCH}/data"},
         ]
-    env += [{"name": e["name"], "value": e["value"]} for e in task.get("envs") or []]
+    env += env_items(task)
     for secret in task.get("secrets") or []:
         name = secret_volume_name(secret)
         volumes.append(

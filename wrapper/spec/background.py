@@ -49,14 +49,19 @@ class PendingValidation:
 
     def __init__(self, validator: Optional[_Validator], answer: Optional[dict[str, Any]]):
         self._validator, self._answer = validator, answer
+        self._owner: Optional[int] = os.getpid()  # who warns about the document, once
 
     def document(self) -> dict[str, Any]:
-        """The validated document, dumped as JSON; a bad document raises SpecError."""
+        """The validated document, dumped as JSON; a bad document raises SpecError. The
+        process that started the validation logs the document's warnings the first time."""
         if self._answer is None:
             assert self._validator is not None
             self._answer = self._validator.verdict()
         answer = self._answer
         if "document" in answer:
+            if self._owner == os.getpid():
+                self._owner = None
+                _warn(answer["document"])
             return answer["document"]  # type: ignore[no-any-return]
         if "error" in answer:
             raise SpecError(answer["error"])
@@ -91,6 +96,23 @@ class PendingValidation:
         """Remove the verdict file (only the process that started the validation does)."""
         if self._validator is not None:
             self._validator.remove()
+
+
+def _warn(document: dict[str, Any]) -> None:
+    """Warn of what a document gives that a local run does not use."""
+    import logging
+
+    log = logging.getLogger("wrapper.spec")
+    unmapped = (document.get("nuclio") or {}).get("unmapped")
+    if unmapped:
+        log.warning("Nuclio config: no meaning here, not used: %s", ", ".join(unmapped))
+    references = [e["name"] for e in document["task"]["envs"] if e.get("value_from")]
+    if references:
+        log.warning(
+            "task.envs %s: set from valueFrom references where the rendered manifests run;"
+            " not set by a local run (set them in the environment)",
+            ", ".join(references),
+        )
 
 
 class _Validator:

@@ -13,22 +13,66 @@ from wrapper.errors import SpecError
 def read_document(value: str) -> tuple[dict[str, Any], Optional[Path]]:
     """Parse a `--spec` value; returns the document and the folder its relative paths start from.
 
-    A value starting with `{` is inline JSON, `-` is standard input, anything else a file path.
+    A value starting with `{` is inline JSON, `-` is standard input, anything else a path: a
+    JSON or YAML file, a folder holding a Nuclio `function.yaml`, or a Python source file with
+    a `# @nuclio.configure` block. A Nuclio function config becomes a run document
+    (wrapper/spec/nuclio.py).
     """
+    from wrapper.spec import nuclio
+
     if value.lstrip().startswith("{"):
-        return _parse(value, "inline spec", "json"), None
+        return _converted(_parse(value, "inline spec", "json"), None, None), None
     if value == "-":
-        return _parse(sys.stdin.read(), "spec on standard input", None), None
+        return _converted(_parse(sys.stdin.read(), "spec on standard input", None), None, None), None
     path = Path(value)
+    if path.is_dir():
+        path = path / nuclio.CONFIG_NAME
+        if not path.is_file():
+            raise SpecError(f"--spec: {value} is a folder with no {nuclio.CONFIG_NAME} in it")
+    text = _read(path, value)
+    folder = path.resolve().parent
+    if path.suffix == ".py":
+        config = nuclio.inline_config(text, f"spec file {value}")
+        if config is None:
+            raise SpecError(f"--spec: {value} has no `# @nuclio.configure` block")
+        return nuclio.to_document(config, folder, path.resolve()), folder
+    suffix = path.suffix.lower()
+    syntax = "yaml" if suffix in (".yaml", ".yml") else "json" if suffix == ".json" else None
+    return _converted(_parse(text, f"spec file {value}", syntax), folder, None), folder
+
+
+def read_config(path: Path) -> Optional[tuple[dict[str, Any], Path]]:
+    """The run document of the Nuclio config at `path` (a function.yaml, or a source file with
+    an inline block, as `nuclio.config_in` finds them) and its folder; None for a source file
+    whose block is no @nuclio.configure block after all."""
+    from wrapper.spec import nuclio
+
+    text = _read(path, str(path))
+    folder = path.resolve().parent
+    if path.suffix == ".py":
+        config = nuclio.inline_config(text, str(path))
+        return None if config is None else (nuclio.to_document(config, folder, path.resolve()), folder)
+    data = _parse(text, f"Nuclio config {path}", "yaml")
+    return nuclio.to_document(data, folder, None), folder
+
+
+def _read(path: Path, value: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"--spec: cannot read {value}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise SpecError(f"--spec: {value} is not UTF-8 text") from None
-    suffix = path.suffix.lower()
-    syntax = "yaml" if suffix in (".yaml", ".yml") else "json" if suffix == ".json" else None
-    return _parse(text, f"spec file {value}", syntax), path.resolve().parent
+
+
+def _converted(data: dict[str, Any], folder: Optional[Path], code_file: Optional[Path]) -> dict[str, Any]:
+    """The document itself, or the run document of a Nuclio function config (its code in
+    `folder`, or the current folder for one given inline)."""
+    from wrapper.spec import nuclio
+
+    if not nuclio.is_config(data):
+        return data
+    return nuclio.to_document(data, folder or Path.cwd(), code_file)
 
 
 def _parse(text: str, origin: str, syntax: Optional[str]) -> dict[str, Any]:

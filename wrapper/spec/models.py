@@ -214,10 +214,18 @@ class NodeSelectorItem(Strict):
 
 
 class EnvVar(Strict):
-    """One environment variable of the task's container."""
+    """One environment variable of the task's container: a value, or `value_from` (a
+    Kubernetes EnvVarSource, e.g. a secret's key) that only a deployment resolves."""
 
     name: str
-    value: str
+    value: Optional[str] = None
+    value_from: Optional[dict[str, Any]] = None
+
+    @model_validator(mode="after")
+    def _value_or_reference(self) -> EnvVar:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError("give value or value_from, one of them")
+        return self
 
 
 SCRATCH_MOUNT, SPEC_MOUNT = "/tmp", "/etc/fn-wrapper"
@@ -432,9 +440,28 @@ class RunSpec(Strict):
     local_execution: bool = False
 
 
+class NuclioSection(Strict):
+    """What a Nuclio function config gave that only a deployment (or a setting) uses, kept
+    so that `render` gives it back (wrapper/spec/nuclio.py fills it)."""
+
+    namespace: Optional[str] = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+    triggers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    disable_default_http_trigger: Optional[bool] = None
+    workers: Optional[int] = Field(default=None, ge=1)
+    max_replicas: Optional[int] = Field(default=None, ge=0)
+    target_cpu: Optional[int] = Field(default=None, ge=1)
+    event_timeout: Optional[str] = None
+    code_entry: dict[str, Any] = Field(default_factory=dict)
+    unmapped: list[str] = Field(default_factory=list)
+    """The config's fields with no meaning here (named in one warning)."""
+
+
 class RunDocument(Strict):
-    """A whole run spec document: `{"function": ..., "task": ..., "run": ...}`."""
+    """A whole run spec document: `{"function": ..., "task": ..., "run": ...}`, plus the
+    `nuclio` section of one read from a Nuclio function config."""
 
     function: FunctionSpec
     task: TaskSpec = Field(default_factory=TaskSpec)
     run: RunSpec = Field(default_factory=RunSpec)
+    nuclio: Optional[NuclioSection] = None
