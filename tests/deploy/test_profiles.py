@@ -44,7 +44,9 @@ def test_the_profile_fills_what_the_task_leaves_empty(profiles: Path) -> None:
     merged = apply_profile(task, profiles)
     assert merged["resources"]["cpu"] == {"requests": "500m", "limits": None}  # the task's own
     assert merged["resources"]["gpu"] == {"requests": None, "limits": "1"}  # from the profile
-    assert merged["envs"] == [{"name": "OWN", "value": "yes", "value_from": None}]  # set by the task: kept
+    assert merged["envs"] == [
+        {"name": "OWN", "value": "yes", "value_from": None}
+    ]  # set by the task: kept
     assert merged["node_selector"] == [{"key": "pool", "value": "gpu"}]
     assert apply_profile(document("job")["task"], None) == document("job")["task"]
 

@@ -4,7 +4,7 @@ manifests, or a Nuclio function configuration."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from wrapper.errors import SpecError
 from wrapper.settings import SOURCE_OPTIONS, Option, Settings, count, json_object
@@ -63,33 +63,46 @@ def run(settings: Settings) -> int:
         document = pending.document()
     finally:
         pending.close()
+    section = document.get("nuclio")
     if settings.action:
         document["task"]["action"] = settings.action
+    elif section is not None:
+        document["task"]["action"] = "serve"  # a Nuclio function is served
     profiles = Path(settings.profiles) if settings.profiles else None
     document["task"] = apply_profile(document["task"], profiles)
     function = document["function"]
     image = settings.image or function.get("image")
-    if image is None and in_image(function["source"]):
+    nuclio_builds = settings.target == "nuclio" and image is None  # on the base image
+    if image is None and in_image(function["source"]) and not (nuclio_builds and section):
         raise SpecError(
             f"function.source.code_src {function['source']['code_src']!r}: a local path is not"
             " in the base image: build an image with `fn-wrapper build` and pass it (--image or"
             " function.image), or give code, base64 or a remote code_src"
         )
-    if image is None and function["requirements"]:
+    if image is None and function["requirements"] and not nuclio_builds:
         raise SpecError(
             f"function.requirements {function['requirements']!r}: the base image does not have"
             " them (only `fn-wrapper build` installs requirements): build an image with"
-            " `fn-wrapper build` and pass it (--image or function.image)"
+            " `fn-wrapper build` and pass it (--image or function.image), or render for Nuclio"
+            " (--target nuclio), whose build installs them"
         )
+    given_image = image is not None
     image = image or runtime(function["python_version"]).base_image
+    workers = _setting(settings, section, "workers")
+    target_cpu = _setting(settings, section, "target_cpu")
+    maximum = _setting(settings, section, "max_replicas")
+    least = document["task"].get("replicas") or 1
+    asked = {settings.layers[name] for name in ("max_replicas", "target_cpu")} != {"default"}
+    targeted = bool(section and section.get("target_cpu"))
+    scale = None
+    if maximum is not None and (maximum > least or asked or targeted):
+        scale = (maximum, target_cpu)
     if settings.target == "nuclio":
         from wrapper.deploy.nuclio import function_config
 
-        scale = (settings.max_replicas, settings.target_cpu) if settings.max_replicas else None
-        rendered = [function_config(document, image, settings.workers, scale)]
+        rendered = [function_config(document, image, workers, scale, given_image)]
     else:
-        scale = settings.max_replicas
-        rendered = manifests(document, image, (scale, settings.target_cpu) if scale else None)
+        rendered = manifests(document, image, scale)
     if not settings.output:
         print(to_yaml(rendered), end="")
         return 0
@@ -101,6 +114,15 @@ def run(settings: Settings) -> int:
         path.write_text(to_yaml([manifest]))
         print(path)
     return 0
+
+
+def _setting(settings: Settings, section: Optional[dict[str, Any]], name: str) -> Any:
+    """A setting: its flag or twin, else what the document's Nuclio config gave (`section`),
+    else its default."""
+    from_config = (section or {}).get(name)
+    if settings.layers.get(name) == "default" and from_config is not None:
+        return from_config
+    return settings.values[name]
 
 
 def to_yaml(documents: list[dict[str, Any]]) -> str:

@@ -70,9 +70,8 @@ OPTIONS = (
 def run(settings: Settings) -> int:
     """Serve until SIGTERM; exit 0, or the exit code of a worker that could not start.
 
-    The spec is validated in a child process while the master imports its stack and starts
-    gunicorn; each worker waits for the verdict before it loads the code (a bad spec stops
-    the server with exit code 2 before any request is served).
+    The spec is validated in a child process while the master imports its stack; the master
+    reads the verdict before gunicorn starts (a bad spec exits 2 before any worker starts).
     """
     import wrapper.logs
     from wrapper.config import source_settings
@@ -87,6 +86,7 @@ def run(settings: Settings) -> int:
     from wrapper.prepare import prepare_handler
     from wrapper.serve.cpus import usable_cpus
     from wrapper.serve.server import ServeSettings, serve
+    from wrapper.spec.nuclio import go_duration
 
     fetch = source_settings(settings, os.environ)
     debug = bool(settings.debug)
@@ -107,6 +107,14 @@ def run(settings: Settings) -> int:
         )
 
     try:
+        # The verdict is read here, after this process's imports (the workers would wait for
+        # it anyway): a bad spec stops before a worker starts, its warnings are logged once,
+        # and a Nuclio config's HTTP workers and event timeout stand below flags and twins.
+        validation.event_plan("serve")
+        nuclio = validation.document().get("nuclio") or {}
+        timeout = settings.timeout
+        if settings.layers.get("timeout") == "default" and nuclio.get("event_timeout"):
+            timeout = go_duration(nuclio["event_timeout"], "spec.eventTimeout")
         return serve(
             load,
             ServeSettings(
@@ -114,9 +122,9 @@ def run(settings: Settings) -> int:
                 port=settings.port,
                 admin_host=settings.admin_host or settings.host,
                 admin_port=settings.admin_port,
-                workers=settings.workers or usable_cpus(),
+                workers=settings.workers or nuclio.get("workers") or usable_cpus(),
                 concurrency=settings.concurrency,
-                request_timeout=settings.timeout,
+                request_timeout=timeout,
                 graceful_timeout=settings.graceful_timeout,
                 keep_alive=settings.keep_alive,
                 max_body_bytes=settings.max_body_size,

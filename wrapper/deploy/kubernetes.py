@@ -44,14 +44,17 @@ their spec's."""
 class Workload:
     """The parts every manifest of one run shares."""
 
-    def __init__(self, document: dict[str, Any], image: str) -> None:
+    def __init__(self, document: dict[str, Any], image: str, code_in_place: bool = False) -> None:
+        """`code_in_place`: the container has the code where its handler is imported from
+        (Nuclio's build copies it), so no run spec carries it."""
         function, self.task = document["function"], document["task"]
         source = function["source"]
         _no_credentials(function)
         self.name = dns_label(function["name"])
         self.image = image
         self.run = document["run"]
-        self.spec = None if in_image(source) else {"function": function, "run": self.run}
+        code_given = code_in_place or in_image(source)
+        self.spec = None if code_given else {"function": function, "run": self.run}
         self.spec_json = json.dumps(self.spec, indent=2, sort_keys=True)
         digest = hashlib.sha256(self.spec_json.encode()).hexdigest()[:10]
         self.config_map_name = f"{self.name}-spec-{digest}"

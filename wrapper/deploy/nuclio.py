@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shlex
 from pathlib import PurePosixPath
 from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
@@ -27,6 +28,7 @@ from wrapper.deploy.kubernetes import (
     container_resources,
     dns_label,
     env_items,
+    in_image,
     placement,
     pod_volume,
     scratch_volume,
@@ -56,14 +58,24 @@ def function_config(
     image: str,
     workers: int = 1,
     autoscale: Optional[tuple[int, int]] = None,
+    image_given: bool = True,
 ) -> dict[str, Any]:
     """The NuclioFunction document of a serve run, built on `image`; with `autoscale`
-    (maximum replicas, target CPU %), scaled between task.replicas and that maximum."""
+    (maximum replicas, target CPU %), scaled between task.replicas and that maximum.
+
+    A document read from a Nuclio config (its `nuclio` section) gets back its triggers,
+    labels, annotations, namespace and event timeout. Without an image of its own
+    (`image_given` false: the base image), its code comes as the config had Nuclio bring it
+    (its code entry, or `nuctl deploy --path`), and the requirements and build instructions
+    become Nuclio build steps.
+    """
     function, task = document["function"], document["task"]
     if task["action"] != "serve":
         raise SpecError(f"--target nuclio: task.action {task['action']!r}: Nuclio serves (serve)")
+    section = document.get("nuclio")
     runtime = nuclio_runtime(function["python_version"])
-    workload = Workload(document, image)
+    native = section is not None and not image_given and _nuclio_brings_code(document)
+    workload = Workload(document, image, code_in_place=native)
     env = [{"name": "NUCLIO_PYTHON_WRAPPER_PATH", "value": entry_path(function["python_version"])}]
     if workload.spec is not None:
         env.append({"name": "FN_WRAPPER_SPEC", "value": json.dumps(workload.spec, sort_keys=True)})
@@ -81,7 +93,7 @@ def function_config(
             {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH}/cache"},
             {"name": "XDG_DATA_HOME", "value": f"{SCRATCH}/data"},
         ]
-    env += env_items(task)
+    env += [item for item in env_items(task) if item["name"] not in {e["name"] for e in env}]
     for secret in task.get("secrets") or []:
         name = secret_volume_name(secret)
         volumes.append(
@@ -99,19 +111,23 @@ def function_config(
     if autoscale is not None:
         maximum = autoscale[0]
         check_max_replicas(maximum, task)
+    build: dict[str, Any] = {"baseImage": image}
+    if native:
+        build.update((section or {}).get("code_entry") or {})
+    else:
+        build["codeEntryType"] = "sourceCode"
+        build["functionSourceCode"] = base64.b64encode(SOURCE_STUB.encode()).decode()
+    if not image_given:
+        build.update(_build_steps(function, task))
     spec: dict[str, Any] = {
         "description": function.get("description") or f"{function['name']} (fn-wrapper)",
         "runtime": runtime,
         "handler": _nuclio_handler(function["source"]),
-        "build": {
-            "baseImage": image,
-            "codeEntryType": "sourceCode",
-            "functionSourceCode": base64.b64encode(SOURCE_STUB.encode()).decode(),
-        },
+        "build": build,
         "env": env,
         "minReplicas": minimum,
         "maxReplicas": maximum,
-        "triggers": {"http": {"kind": "http", "numWorkers": workers}},
+        "triggers": _triggers(section or {}, workers),
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
     }
     if autoscale is not None:
@@ -122,12 +138,75 @@ def function_config(
     if volumes:
         spec["volumes"] = volumes
     spec.update(placement(task))
+    if task.get("service_type"):
+        spec["serviceType"] = task["service_type"]
+    metadata: dict[str, Any] = {"name": workload.name, "labels": workload.labels()}
+    if section is not None:
+        _from_config(section, function, spec, metadata)
     return {
         "apiVersion": "nuclio.io/v1",
         "kind": "NuclioFunction",
-        "metadata": {"name": workload.name, "labels": workload.labels()},
+        "metadata": metadata,
         "spec": spec,
     }
+
+
+def _nuclio_brings_code(document: dict[str, Any]) -> bool:
+    """The source is the one the Nuclio config gave: its folder or file (`nuctl deploy
+    --path`), its functionSourceCode, or its code entry's path."""
+    source = document["function"]["source"]
+    entry = document["nuclio"].get("code_entry") or {}
+    if source.get("base64") is not None:
+        return bool(source["base64"] == entry.get("functionSourceCode"))
+    from_path = bool(entry.get("path")) and source.get("code") is None
+    return in_image(source) or from_path
+
+
+def _build_steps(function: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """The requirements and instructions as Nuclio build steps on the base image: run as root
+    (the base image runs as user 1000, whose pip cannot write the image's packages), then
+    back to that user. Directives, since Nuclio drops them when `commands` are given."""
+    commands = list(task.get("instructions") or [])
+    if function["requirements"]:
+        wanted = " ".join(shlex.quote(r) for r in function["requirements"])
+        commands.insert(0, f"pip install --no-cache-dir {wanted}")
+    if not commands:
+        return {}
+    steps = [{"kind": "USER", "value": "root"}]
+    steps += [{"kind": "RUN", "value": command} for command in commands]
+    steps.append({"kind": "USER", "value": "1000:1000"})
+    return {"directives": {"preCopy": steps}}
+
+
+def _triggers(section: dict[str, Any], workers: int) -> dict[str, Any]:
+    """The config's triggers (none: an HTTP one), the HTTP ones with `workers` as numWorkers
+    (maxWorkers, deprecated since Nuclio 1.13, becomes numWorkers)."""
+    triggers = {name: dict(trigger) for name, trigger in (section.get("triggers") or {}).items()}
+    http = [name for name, trigger in triggers.items() if trigger.get("kind") == "http"]
+    if not http and not section.get("disable_default_http_trigger"):
+        triggers["http"], http = {"kind": "http"}, ["http"]
+    for name in http:
+        triggers[name].pop("maxWorkers", None)
+        triggers[name]["numWorkers"] = workers
+    return triggers
+
+
+def _from_config(
+    section: dict[str, Any],
+    function: dict[str, Any],
+    spec: dict[str, Any],
+    metadata: dict[str, Any],
+) -> None:
+    """What a Nuclio config gave that only Nuclio uses, back in its place."""
+    labels = dict(label.split("=", 1) for label in function.get("labels") or [] if "=" in label)
+    metadata["labels"] = {**labels, **metadata["labels"]}
+    for key in ("namespace", "annotations"):
+        if section.get(key):
+            metadata[key] = section[key]
+    if section.get("event_timeout"):
+        spec["eventTimeout"] = section["event_timeout"]
+    if section.get("disable_default_http_trigger") is not None:
+        spec["disableDefaultHTTPTrigger"] = section["disable_default_http_trigger"]
 
 
 def nuclio_runtime(python_version: str) -> str:

@@ -21,9 +21,9 @@ def read_document(value: str) -> tuple[dict[str, Any], Optional[Path]]:
     from wrapper.spec import nuclio
 
     if value.lstrip().startswith("{"):
-        return _converted(_parse(value, "inline spec", "json"), None, None), None
+        return _converted(_parse(value, "inline spec", "json"), None), None
     if value == "-":
-        return _converted(_parse(sys.stdin.read(), "spec on standard input", None), None, None), None
+        return _converted(_parse(sys.stdin.read(), "spec on standard input", None), None), None
     path = Path(value)
     if path.is_dir():
         path = path / nuclio.CONFIG_NAME
@@ -38,7 +38,7 @@ def read_document(value: str) -> tuple[dict[str, Any], Optional[Path]]:
         return nuclio.to_document(config, folder, path.resolve()), folder
     suffix = path.suffix.lower()
     syntax = "yaml" if suffix in (".yaml", ".yml") else "json" if suffix == ".json" else None
-    return _converted(_parse(text, f"spec file {value}", syntax), folder, None), folder
+    return _converted(_parse(text, f"spec file {value}", syntax), folder), folder
 
 
 def read_config(path: Path) -> Optional[tuple[dict[str, Any], Path]]:
@@ -51,7 +51,9 @@ def read_config(path: Path) -> Optional[tuple[dict[str, Any], Path]]:
     folder = path.resolve().parent
     if path.suffix == ".py":
         config = nuclio.inline_config(text, str(path))
-        return None if config is None else (nuclio.to_document(config, folder, path.resolve()), folder)
+        if config is None:
+            return None
+        return nuclio.to_document(config, folder, path.resolve()), folder
     data = _parse(text, f"Nuclio config {path}", "yaml")
     return nuclio.to_document(data, folder, None), folder
 
@@ -65,14 +67,14 @@ def _read(path: Path, value: str) -> str:
         raise SpecError(f"--spec: {value} is not UTF-8 text") from None
 
 
-def _converted(data: dict[str, Any], folder: Optional[Path], code_file: Optional[Path]) -> dict[str, Any]:
+def _converted(data: dict[str, Any], folder: Optional[Path]) -> dict[str, Any]:
     """The document itself, or the run document of a Nuclio function config (its code in
     `folder`, or the current folder for one given inline)."""
     from wrapper.spec import nuclio
 
     if not nuclio.is_config(data):
         return data
-    return nuclio.to_document(data, folder or Path.cwd(), code_file)
+    return nuclio.to_document(data, folder or Path.cwd(), None)
 
 
 def _parse(text: str, origin: str, syntax: Optional[str]) -> dict[str, Any]:

@@ -28,7 +28,9 @@ _SPEC = (
     "maxReplicas", "replicas", "targetCPU", "resources", "nodeSelector", "affinity",
     "tolerations", "serviceType", "eventTimeout", "disableDefaultHTTPTrigger",
 )  # fmt: skip
-_BUILD = ("commands", "functionSourceCode", "path", "codeEntryType", "codeEntryAttributes")
+_BUILD = (
+    "commands", "directives", "functionSourceCode", "path", "codeEntryType", "codeEntryAttributes",
+)  # fmt: skip
 _RESOURCES = {"cpu": "cpu", "memory": "mem", "nvidia.com/gpu": "gpu"}
 _CREDENTIAL_ATTRIBUTES = ("s3AccessKeyId", "s3SecretAccessKey", "s3SessionToken", "headers")
 _GO_DURATION = re.compile(r"(?:([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))+")
@@ -112,7 +114,7 @@ def to_document(config: dict[str, Any], folder: Path, code_file: Optional[Path])
     if handler is not None:
         source["handler"] = handler
     function["source"] = source
-    requirements, instructions = _commands(reader, build.get("commands"))
+    requirements, instructions = _commands(reader, _build_commands(reader, build))
     function["requirements"] = requirements
     task: dict[str, Any] = {"instructions": instructions, "envs": _env(reader, spec.get("env"))}
     section: dict[str, Any] = {"code_entry": kept_entry}
@@ -251,10 +253,43 @@ def _code_src(
     return str(folder / path)
 
 
-def _unmapped_attributes(reader: _Reader, attributes: dict[str, Any], used: tuple[str, ...]) -> None:
+def _unmapped_attributes(
+    reader: _Reader, attributes: dict[str, Any], used: tuple[str, ...]
+) -> None:
     reader.unmapped += [
         f"spec.build.codeEntryAttributes.{name}" for name in attributes if name not in used
     ]
+
+
+def _build_commands(reader: _Reader, build: dict[str, Any]) -> Any:
+    """The build's commands; with none, the RUN steps of its directives (Nuclio reads
+    directives only when there are no commands). USER steps need no mapping: build
+    instructions run as root, the function as user 1000."""
+    directives = build.get("directives")
+    if build.get("commands") or directives is None:
+        if directives is not None:
+            reader.unmapped.append("spec.build.directives (Nuclio ignores them beside commands)")
+        return build.get("commands")
+    if not isinstance(directives, dict):
+        raise SpecError("Nuclio config: spec.build.directives: expected {preCopy, postCopy}")
+    commands: list[str] = []
+    for phase in ("preCopy", "postCopy"):
+        steps = directives.get(phase) or []
+        if phase == "postCopy" and steps:
+            commands.append("@nuclio.postCopy")
+        for number, step in enumerate(steps if isinstance(steps, list) else [steps]):
+            path = f"spec.build.directives.{phase}[{number}]"
+            if not isinstance(step, dict) or not isinstance(step.get("value"), str):
+                raise SpecError(f"Nuclio config: {path}: expected {{kind, value}}")
+            kind = str(step.get("kind", "")).upper()
+            if kind == "RUN":
+                commands.append(step["value"])
+            elif kind != "USER":
+                reader.unmapped.append(f"{path} ({kind or 'no kind'})")
+    reader.unmapped += [
+        f"spec.build.directives.{key}" for key in directives if key not in ("preCopy", "postCopy")
+    ]
+    return commands
 
 
 def _commands(reader: _Reader, commands: Any) -> tuple[list[str], list[str]]:
@@ -297,12 +332,16 @@ def _pip_requirements(command: str) -> Optional[list[str]]:
     from packaging.requirements import InvalidRequirement, Requirement
 
     match = _PIP.match(command.strip())
-    if match is None or any(c in command for c in ";&|<>`$\n"):
+    if match is None or any(c in command for c in "`$\n"):
         return None
+    lexer = shlex.shlex(command.strip()[match.end() :], posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
     try:
-        words = shlex.split(command.strip()[match.end() :])
+        words = list(lexer)
     except ValueError:
         return None
+    if any(word and set(word) <= set(lexer.punctuation_chars) for word in words):
+        return None  # a shell operator: && ; | > ...
     wanted = []
     for word in words:
         if word in _HARMLESS_PIP_OPTIONS or word.startswith("--progress-bar="):
@@ -329,7 +368,9 @@ def _env(reader: _Reader, env: Any) -> list[dict[str, Any]]:
     for number, item in enumerate(env):
         path = f"spec.env[{number}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise SpecError(f"Nuclio config: {path}: expected {{name, value}} or {{name, valueFrom}}")
+            raise SpecError(
+                f"Nuclio config: {path}: expected {{name, value}} or {{name, valueFrom}}"
+            )
         if item.get("valueFrom") is not None:
             if not isinstance(item["valueFrom"], dict):
                 raise SpecError(f"Nuclio config: {path}.valueFrom: expected a mapping")
