@@ -121,16 +121,34 @@ def test_tolerations_kubernetes_accepts(tmp_path: Path) -> None:
     assert job["spec"]["template"]["spec"]["tolerations"][0] == {"operator": "Exists"}
 
 
-@pytest.mark.parametrize("target", ["kubernetes", "nuclio"])
-def test_requirements_need_an_image_built_with_them(tmp_path: Path, target: str) -> None:
+def test_requirements_on_kubernetes_need_an_image_built_with_them(tmp_path: Path) -> None:
     """Only `fn-wrapper build` installs function.requirements: the base image lacks them."""
-    result = render(tmp_path, {"action": "serve"}, "--target", target, requirements=["boto3"])
+    result = render(tmp_path, {"action": "serve"}, requirements=["boto3"])
     assert result.returncode == 2 and result.stdout == ""
     assert "function.requirements ['boto3']: the base image does not have them" in result.stderr
     assert "fn-wrapper build" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_nuclios_build_installs_requirements_on_the_base_image(tmp_path: Path) -> None:
+    """Nuclio builds the processor image itself: the requirements become its build steps, run
+    as root (the base image's user cannot write its packages), then back to user 1000."""
+    result = render(tmp_path, {"action": "serve"}, "--target", "nuclio",
+                    requirements=["boto3", "pandas>=2; python_version>'3.8'"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    build = yaml.safe_load(result.stdout)["spec"]["build"]
+    assert build["directives"] == {"preCopy": [
+        {"kind": "USER", "value": "root"},
+        {"kind": "RUN", "value": "pip install --no-cache-dir boto3 'pandas>=2; python_version>'\"'\"'3.8'\"'\"''"},
+        {"kind": "USER", "value": "1000:1000"},
+    ]}  # fmt: skip
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "nuclio"])
+def test_an_image_with_the_requirements_renders_as_it_is(tmp_path: Path, target: str) -> None:
     built = render(tmp_path, {"action": "serve"}, "--target", target, "--image",
                    "registry.local/hello:1", requirements=["boto3"])  # fmt: skip
     assert built.returncode == 0, built.stderr
     given = render(tmp_path, {"action": "serve"}, "--target", target,
                    requirements=["boto3"], image="registry.local/hello:1")  # fmt: skip
     assert given.returncode == 0, given.stderr
+    assert "pip install" not in built.stdout + given.stdout  # the image has them
