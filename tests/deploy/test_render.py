@@ -138,7 +138,8 @@ def test_nuclios_build_installs_requirements_on_the_base_image(tmp_path: Path) -
     build = yaml.safe_load(result.stdout)["spec"]["build"]
     assert build["directives"] == {"preCopy": [
         {"kind": "USER", "value": "root"},
-        {"kind": "RUN", "value": "pip install --no-cache-dir boto3 'pandas>=2; python_version>'\"'\"'3.8'\"'\"''"},
+        {"kind": "RUN", "value": "pip install --no-cache-dir boto3"
+                                 " 'pandas>=2; python_version>'\"'\"'3.8'\"'\"''"},
         {"kind": "USER", "value": "1000:1000"},
     ]}  # fmt: skip
 

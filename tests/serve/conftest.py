@@ -30,9 +30,19 @@ def free_port() -> int:
 class Served:
     """A running `fn-wrapper serve` subprocess and helpers to talk to it."""
 
-    def __init__(self, code: str, workdir: Path, *args: str, env: Optional[dict[str, str]] = None):
+    def __init__(
+        self,
+        code: str,
+        workdir: Path,
+        *args: str,
+        env: Optional[dict[str, str]] = None,
+        source: Optional[list[str]] = None,
+    ):
+        """Serve `code` as main.py, or (`source`: source flags) code from elsewhere."""
         self.workdir = workdir
-        (workdir / "main.py").write_text(textwrap.dedent(code).lstrip())
+        if source is None:
+            (workdir / "main.py").write_text(textwrap.dedent(code).lstrip())
+            source = ["--code-src", str(workdir / "main.py")]
         self.port, self.admin_port = free_port(), free_port()
         environ = {k: v for k, v in os.environ.items() if not k.startswith("FN_WRAPPER_")}
         environ.update(
@@ -49,8 +59,7 @@ class Served:
                     "-m",
                     "wrapper",
                     "serve",
-                    "--code-src",
-                    str(workdir / "main.py"),
+                    *source,
                     "--host",
                     "127.0.0.1",
                     "--port",

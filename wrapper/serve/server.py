@@ -98,11 +98,13 @@ def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_di
 
 
 def _bind(host: str, port: int, flag: str) -> socket.socket:
-    """A TCP socket bound to host:port (gunicorn makes it listen)."""
+    """A TCP socket bound to host:port, listening (gunicorn sets its backlog): with
+    SO_REUSEADDR, a port another socket holds may bind and only fail to listen."""
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
+        listener.listen()
     except OSError as exc:
         listener.close()
         raise _bind_error(host, port, flag, exc) from None

@@ -43,8 +43,8 @@ def read_document(value: str) -> tuple[dict[str, Any], Optional[Path]]:
 
 def read_config(path: Path) -> Optional[tuple[dict[str, Any], Path]]:
     """The run document of the Nuclio config at `path` (a function.yaml, or a source file with
-    an inline block, as `nuclio.config_in` finds them) and its folder; None for a source file
-    whose block is no @nuclio.configure block after all."""
+    an inline block, as `nuclio.config_in` finds them) and its folder; None when it is no
+    Nuclio config after all (a source file without the block, a run document)."""
     from wrapper.spec import nuclio
 
     text = _read(path, str(path))
@@ -55,6 +55,8 @@ def read_config(path: Path) -> Optional[tuple[dict[str, Any], Path]]:
             return None
         return nuclio.to_document(config, folder, path.resolve()), folder
     data = _parse(text, f"Nuclio config {path}", "yaml")
+    if not nuclio.is_config(data):
+        return None
     return nuclio.to_document(data, folder, None), folder
 
 

@@ -41,10 +41,11 @@ _HARMLESS_PIP_OPTIONS = ("-q", "--quiet", "-U", "--upgrade", "--no-cache-dir", "
 
 def is_config(data: dict[str, Any]) -> bool:
     """A Nuclio function config rather than a `{function, task, run}` document."""
+    keys = {str(key).lower(): value for key, value in data.items()}
     if any(key in data for key in ("function", "task", "run")):
         return False
-    kind, api = str(data.get("kind", "")), str(data.get("apiVersion", ""))
-    return kind == "NuclioFunction" or api.startswith("nuclio.io/") or "spec" in data
+    kind, api = str(keys.get("kind", "")), str(keys.get("apiversion", ""))
+    return kind == "NuclioFunction" or api.startswith("nuclio.io/") or "spec" in keys
 
 
 def inline_config(text: str, origin: str) -> Optional[dict[str, Any]]:
@@ -113,6 +114,9 @@ def to_document(config: dict[str, Any], folder: Path, code_file: Optional[Path])
     handler = spec.get("handler") or (f"{code_file.stem}:handler" if code_file else None)
     if handler is not None:
         source["handler"] = handler
+    module, _, _ = str(handler or "").rpartition(":")
+    if "base64" in source and module:  # written where Nuclio writes it: the handler's module
+        source["code_src"] = module.replace(".", "/") + ".py"
     function["source"] = source
     requirements, instructions = _commands(reader, _build_commands(reader, build))
     function["requirements"] = requirements
