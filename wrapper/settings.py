@@ -299,7 +299,8 @@ COMMON_OPTIONS = (
 SOURCE_OPTIONS = (
     Option(
         "--spec",
-        "run spec document: inline JSON ({...}), - for stdin, or a JSON / YAML file",
+        "run spec document: inline JSON ({...}), - for stdin, a JSON / YAML file, or a Nuclio"
+        " function config (function.yaml, a folder holding one, a .py with @nuclio.configure)",
         metavar="SPEC",
     ),
     Option("--code", "function source as plain text (replaces the spec's source)", metavar="TEXT"),
