@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from wrapper.errors import SpecError
 
@@ -97,6 +97,7 @@ class Option:
     another command (FN_WRAPPER_NAME, a function's name) never reaches it."""
 
     __slots__ = (
+        "arity",
         "choices",
         "default",
         "flag",
@@ -118,13 +119,14 @@ class Option:
         repeat: bool = False,
         switch: bool = False,
         choices: Optional[Sequence[str]] = None,
-        metavar: Optional[str] = None,
+        metavar: Union[str, tuple[str, ...], None] = None,
         positional: bool = False,
         twin: bool = True,
+        arity: int = 1,
     ) -> None:
         self.flag, self.help, self.parse, self.default = flag, help, parse, default
         self.repeat, self.switch, self.choices, self.metavar = repeat, switch, choices, metavar
-        self.positional, self.twin = positional, twin
+        self.positional, self.twin, self.arity = positional, twin, arity
 
     def __repr__(self) -> str:
         return f"Option({self.flag!r})"
@@ -165,6 +167,7 @@ class Option:
             self.flag,
             type=_argparse_type(self.parse),
             action="append" if self.repeat else "store",
+            nargs=self.arity if self.arity > 1 else None,
             default=None,
             choices=self.choices,
             metavar=self.metavar,

@@ -1,8 +1,9 @@
 """`fn-wrapper render`: deploy manifests from a run spec (DESIGN §9, §10): Kubernetes
-manifests, or a Nuclio function configuration."""
+manifests, a Nuclio function configuration, or a Kubeflow Pipelines component."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,8 +14,9 @@ OPTIONS = (
     *SOURCE_OPTIONS,
     Option(
         "--target",
-        "kubernetes (Deployment + Service, or a Job) or nuclio (a function.yaml, serve only)",
-        choices=("kubernetes", "nuclio"),
+        "kubernetes (Deployment + Service, or a Job), nuclio (a function.yaml, serve only) or"
+        " kfp (a Kubeflow Pipelines component running the job door)",
+        choices=("kubernetes", "nuclio", "kfp"),
         default="kubernetes",
         twin=False,
     ),
@@ -97,7 +99,9 @@ def run(settings: Settings) -> int:
     scale = None
     if maximum is not None and (maximum > least or asked or targeted):
         scale = (maximum, target_cpu)
-    if settings.target == "nuclio":
+    if settings.target == "kfp":
+        rendered = [_component(settings, document, image)]
+    elif settings.target == "nuclio":
         from wrapper.deploy.nuclio import function_config
 
         rendered = [function_config(document, image, workers, scale, given_image)]
@@ -109,11 +113,34 @@ def run(settings: Settings) -> int:
     folder = Path(settings.output)
     folder.mkdir(parents=True, exist_ok=True)
     for manifest in rendered:
-        kind = "function" if manifest["kind"] == "NuclioFunction" else manifest["kind"].lower()
+        kinds = {"NuclioFunction": "function", None: "component"}
+        kind = kinds.get(manifest.get("kind")) or manifest["kind"].lower()
         path = folder / f"{kind}.yaml"
         path.write_text(to_yaml([manifest]))
         print(path)
     return 0
+
+
+def _component(settings: Settings, document: dict[str, Any], image: str) -> dict[str, Any]:
+    """The KFP component: the source is fetched (never run) to read the handler's signature;
+    code the image lacks comes with the run spec, as an argument of the command."""
+    import os
+
+    from wrapper.config import source_settings
+    from wrapper.deploy.kubernetes import Workload
+    from wrapper.kfp.component import component_spec
+    from wrapper.plan import FunctionPlan
+    from wrapper.sources import materialise_source
+
+    tree = materialise_source(
+        FunctionPlan.from_dump(document), source_settings(settings, os.environ)
+    )
+    component = component_spec(document, tree.root, tree.single_file, image)
+    spec = Workload(document, image).spec
+    if spec is not None:
+        container = component["implementation"]["container"]
+        container["command"] += ["--spec", json.dumps(spec, sort_keys=True)]
+    return component
 
 
 def _setting(settings: Settings, section: Optional[dict[str, Any]], name: str) -> Any:

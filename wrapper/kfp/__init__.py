@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines: a function's component file, and the job door's side of its contract."""
