@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
 
 import pytest
 
@@ -19,6 +22,7 @@ from wrapper.errors import (
     UserCodeSyntaxError,
 )
 from wrapper.loader import HandlerRef, load_code, load_module_handler
+from wrapper.signature import parameters
 from wrapper.sources import SourceTree
 
 pytestmark = pytest.mark.usefixtures("restore_imports")
@@ -125,6 +129,103 @@ def test_package_with_relative_imports_by_file_path(write_tree) -> None:
 def test_package_with_relative_imports_by_module_name(write_tree) -> None:
     root = write_tree({k.removeprefix("src/"): v for k, v in PACKAGE.items()})
     assert load_code(SourceTree(root), "shop.api:handler").handler(None, 1) == 4
+
+
+NAMESPACED = {  # a KFP component's layout: relative imports, no __init__.py, a stdlib name
+    "src/math.py": "def add_numbers(num1, num2):\n    return num1 + num2\n",
+    "src/my_component.py": """
+        from .math import add_numbers
+
+        def add(a: int, b: int) -> int:
+            return add_numbers(a, b)
+        """,
+}
+
+
+def test_relative_imports_without_init_py_load_from_a_namespace_package(
+    write_tree, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_tree(NAMESPACED)
+    caplog.set_level(logging.WARNING, logger="wrapper.loader")
+    loaded = load_code(SourceTree(root), "src/my_component.py:add")
+    assert loaded.handler(2, 3) == 5
+    assert loaded.module is not None and loaded.module.__name__ == "src.my_component"
+    assert str(root / "src") not in sys.path and str(root) in sys.path
+    assert not [r for r in caplog.records if "shadows" in r.getMessage()]
+    monkeypatch.delitem(sys.modules, "math")  # imported afresh: src/math.py must not be found
+    assert importlib.import_module("math").pi == pytest.approx(3.14159, abs=1e-5)
+
+
+def test_the_source_folder_itself_is_the_package_of_a_top_level_relative_import(
+    write_tree, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fn-wrapper build src/`: the source is src/ itself, my_component.py at its top."""
+    root = write_tree(NAMESPACED) / "src"
+    caplog.set_level(logging.WARNING, logger="wrapper.loader")
+    loaded = load_code(SourceTree(root), "my_component.py:add")
+    assert loaded.handler(2, 3) == 5
+    assert loaded.module is not None and loaded.module.__name__ == "src.my_component"
+    assert str(root) not in sys.path
+    assert not [r for r in caplog.records if "shadows" in r.getMessage()]
+    monkeypatch.delitem(sys.modules, "math")
+    assert importlib.import_module("math").pi == pytest.approx(3.14159, abs=1e-5)
+    other = write_tree({"src/math.py": "def add_numbers(x, y):\n    return x - y\n",
+                        "src/my_component.py": NAMESPACED["src/my_component.py"]})  # fmt: skip
+    assert load_code(SourceTree(other / "src"), "my_component.py:add").handler(2, 3) == -1
+
+
+def test_a_taken_folder_name_becomes_a_private_package(write_tree) -> None:
+    root = write_tree({"json/my_component.py": NAMESPACED["src/my_component.py"],
+                       "json/math.py": NAMESPACED["src/math.py"]})  # fmt: skip
+    loaded = load_code(SourceTree(root / "json"), "my_component.py:add")
+    assert loaded.module is not None
+    assert loaded.module.__name__ == "fn_wrapper_source.my_component"
+    assert loaded.handler(2, 3) == 5 and sys.modules["json"].__name__ == "json"
+
+
+@pytest.mark.parametrize("package", [{}, {"src/__init__.py": ""}], ids=["namespace", "package"])
+def test_a_second_source_after_a_namespace_package_gets_its_own(
+    write_tree, package: dict[str, str]
+) -> None:
+    first = write_tree(NAMESPACED)
+    second = write_tree(
+        {**NAMESPACED, **package, "src/math.py": "def add_numbers(x, y):\n    return x * y\n"}
+    )
+    add = load_code(SourceTree(first), "src/my_component.py:add").handler
+    multiply = load_code(SourceTree(second), "src/my_component.py:add").handler
+    assert (add(2, 3), multiply(2, 3)) == (5, 6)
+
+
+def test_a_file_without_relative_imports_is_imported_from_its_folder(write_tree) -> None:
+    root = write_tree({"src/func.py": GREET})
+    loaded = load_code(SourceTree(root), "src/func.py:handler")
+    assert loaded.handler(None, None) == "hi from func"
+    assert str(root / "src") in sys.path
+
+
+class PythonComponent:
+    """A stand-in for what kfp's `@dsl.component` returns, so the loader's rule is tested where
+    kfp cannot be installed (3.9); tests/pipelines/test_seed.py runs the real SDK."""
+
+    __module__ = "kfp.dsl.python_component"
+
+    def __init__(self, python_func: Callable[..., Any]) -> None:
+        self.python_func = python_func
+
+    def __call__(self, **kwargs: Any) -> Any:
+        raise AssertionError("a component called as such makes a pipeline task")
+
+
+def test_a_kfp_component_resolves_to_its_python_func(monkeypatch: pytest.MonkeyPatch) -> None:
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    module = ModuleType("components")
+    module.add = PythonComponent(add)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "components", module)
+    loaded = load_module_handler("components:add")
+    assert loaded.handler is add and loaded.handler(2, 3) == 5
+    assert [p.name for p in parameters(loaded.handler, "handler")] == ["a", "b"]
 
 
 def test_class_method_handler_shares_one_instance_with_init(write_tree) -> None:

@@ -136,8 +136,8 @@ def load_module_handler(handler: str) -> LoadedCode:
 def _import(tree: SourceTree, ref: HandlerRef) -> ModuleType:
     try:
         root = tree.root.resolve()
-        _add_import_root(root)
         if ref.module:
+            _add_import_root(root)
             return _import_module(ref.module, root)
         file = ref.file or _default_module_file(tree)
         path = (root / file).resolve()
@@ -148,7 +148,19 @@ def _import(tree: SourceTree, ref: HandlerRef) -> ModuleType:
                 f"handler {ref.text!r}: no file {file!r} in the source ({_listing(root)})"
             )
         import_root, name = _module_name(path)
-        _add_import_root(import_root)
+        if import_root == path.parent and _imports_relatively(path):
+            # a module of a folder without __init__.py that imports relatively (a KFP
+            # component's src/): imported as a module of that folder's package, its folder
+            # never on sys.path (where its math.py would hide the standard library's)
+            if import_root == root:
+                name = f"{_source_package(root)}.{path.stem}"
+            else:
+                _add_import_root(root)
+                name = ".".join(path.relative_to(root).with_suffix("").parts)
+            import_root = root
+        else:
+            _add_import_root(root)
+            _add_import_root(import_root)
     except OSError as exc:  # e.g. a folder of the source this user may not read
         raise LoadError(f"cannot read the source: {exc.filename}: {exc.strerror}") from None
     return _import_module(name, import_root)
@@ -177,6 +189,48 @@ def _module_name(path: Path) -> tuple[Path, str]:
         parts.insert(0, folder.name)
         folder = folder.parent
     return folder, ".".join(parts)
+
+
+def _imports_relatively(path: Path) -> bool:
+    """Whether the file has a relative import (`from .x import y`), read without running it.
+
+    Such a file in a folder without `__init__.py` (a KFP component's `src/`) is imported as a
+    module of a namespace package from the source root, `src.my_component`, so the import
+    works and its folder stays off sys.path, where its `math.py` would hide the stdlib's.
+    """
+    import ast  # only for a file in a folder that is not a package
+
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (SyntaxError, ValueError):  # the import reports it, with its file and line
+        return False
+    return any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
+
+
+def _source_package(root: Path) -> str:
+    """A package standing for the source folder itself, for a file at its top that imports
+    relatively (`from .math import add_numbers`): named after the folder when that name is
+    free (nothing installed or imported has it), else `fn_wrapper_source`."""
+    import importlib.util
+    import types
+
+    name = root.name
+    ours = getattr(sys.modules.get(name), "__path__", None) == [str(root)]
+    if not ours and (
+        not name.isidentifier()
+        or name in sys.modules
+        or name in stdlib_module_names()
+        or importlib.util.find_spec(name) is not None
+    ):
+        name = "fn_wrapper_source"
+    package = sys.modules.get(name)
+    if getattr(package, "__path__", None) != [str(root)]:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]  # an earlier source's
+        package = types.ModuleType(name, f"the source folder {root}")
+        package.__path__ = [str(root)]
+        sys.modules[name] = package
+    return name
 
 
 def _add_import_root(folder: Path) -> None:
@@ -263,12 +317,14 @@ def _import_module(name: str, root: Optional[Path]) -> ModuleType:
 def _forget_stale(top: str, root: Path) -> None:
     """Drop modules named `top` that an earlier load imported from another user source."""
     for key in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
-        origin = getattr(sys.modules[key], "__file__", None) or ""
-        path = Path(origin).resolve() if origin else None
+        module = sys.modules[key]
+        origin = getattr(module, "__file__", None)
+        places = [origin] if origin else list(getattr(module, "__path__", []))  # namespace: folders
+        paths = [Path(place).resolve() for place in places]
         if (
-            path
-            and not path.is_relative_to(root)
-            and any(path.is_relative_to(r) for r in _user_roots)
+            paths
+            and not any(path.is_relative_to(root) for path in paths)
+            and any(path.is_relative_to(r) for path in paths for r in _user_roots)
         ):
             del sys.modules[key]
 
@@ -311,12 +367,23 @@ def _resolve(
                 f"{', '.join(public) or 'none'}"
             )
         return bound  # type: ignore[no-any-return]
-    if not callable(target):
+    function = _component_function(target)
+    if not callable(function):
         raise HandlerNotFound(
             f"{field_name}: {first!r} in module {module.__name__!r} is a "
-            f"{type(target).__name__}, not a function"
+            f"{type(function).__name__}, not a function"
         )
-    return target
+    return function
+
+
+def _component_function(target: object) -> object:
+    """The plain function of a KFP component (what `@dsl.component` returns), else `target`.
+
+    Told by its type's module and its `python_func`, so kfp is never imported here.
+    """
+    made_by_kfp = type(target).__module__.startswith("kfp.")
+    func = getattr(target, "python_func", None) if made_by_kfp else None
+    return func if callable(func) else target
 
 
 def _callables(module: ModuleType, wanted: str) -> str:

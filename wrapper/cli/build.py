@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from wrapper.build.builders import BUILDERS
 from wrapper.errors import SpecError
@@ -48,6 +49,13 @@ OPTIONS = (
     ),
     Option("--context-dir", "where the build context is written (default: a new temp folder)"),
     Option(
+        "--component-filepattern",
+        "Kubeflow Pipelines: the file (a name or glob under SRC, a local folder) with the"
+        " @dsl.component function to build; its decorator gives base_image, target_image and"
+        " packages_to_install where flags do not",
+        metavar="PATTERN",
+    ),
+    Option(
         "--wheelhouse",
         "a folder of wheels to take requirements from (repeat the flag for more)",
         repeat=True,
@@ -72,6 +80,8 @@ def run(settings: Settings) -> int:
 
     if settings.src and not any(settings.values.get(k) for k in ("code", "base64", "code_src")):
         settings.values["code_src"], settings.layers["code_src"] = settings.src, "flag"
+    if settings.component_filepattern:
+        _from_decorator(settings)
     builder = choose(settings.builder) if settings.build_image else "none"
     if builder != "none" and not settings.target_image:
         raise SpecError("--target-image: say which image to build (or --no-build-image)")
@@ -94,6 +104,9 @@ def run(settings: Settings) -> int:
             operator_allow_list(os.environ),
         ),
     )
+    component = None
+    if settings.target_image:  # as `kfp component build` writes its component metadata
+        component = write_component(document, context, settings.target_image)
     if builder == "kaniko":
         render_kaniko(settings, plan.function.name, context)
     elif builder != "none":
@@ -104,11 +117,55 @@ def run(settings: Settings) -> int:
         "base_image": recipe.base_image,
         "builder": builder,
         "pushed": bool(settings.push_image) and builder in ("buildah", "docker"),
+        "component": str(component) if component else None,
         "inputs": document["run"]["inputs"],
         "parameters": document["run"]["parameters"],
     }
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+def _from_decorator(settings: Settings) -> None:
+    """The handler, and the target image, base image and requirements flags do not give,
+    from the one `@dsl.component` function the pattern finds in SRC (a local folder)."""
+    from wrapper.kfp.component import decorated_components
+
+    pattern = settings.component_filepattern
+    folder = Path(str(settings.values.get("code_src") or ""))
+    if not folder.is_dir():
+        raise SpecError(f"--component-filepattern {pattern}: needs SRC, a local folder")
+    found = decorated_components(folder, pattern)
+    if settings.handler:
+        found = [d for d in found if d.handler == settings.handler] or found
+    if len(found) != 1:
+        names = ", ".join(d.handler for d in found) or "none"
+        raise SpecError(
+            f"--component-filepattern {pattern}: {len(found)} @dsl.component functions under"
+            f" {folder} ({names}): name one with --handler or a narrower pattern"
+        )
+    options = found[0].options
+    fills = {
+        "handler": found[0].handler,
+        "target_image": options.get("target_image"),
+        "base_image": options.get("base_image"),
+        "requirements": list(options.get("packages_to_install") or []) or None,
+    }
+    for name, value in fills.items():
+        if value is not None and settings.layers.get(name) == "default":
+            settings.values[name], settings.layers[name] = value, "flag"
+
+
+def write_component(document: dict[str, Any], context: Path, image: str) -> Path:
+    """`component_metadata/<name>.yaml` in the context: the function's KFP component, running
+    the job door in `image` with the code and run spec the image has."""
+    from wrapper.cli.render import to_yaml
+    from wrapper.kfp.component import component_spec
+
+    component = component_spec(document, context / "function" / "code", None, image)
+    path = context / "component_metadata" / f"{document['function']['name']}.yaml"
+    path.parent.mkdir()
+    path.write_text(to_yaml([component]))
+    return path
 
 
 def render_kaniko(settings: Settings, name: str, context: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Optional
 
@@ -205,8 +206,16 @@ def _outputs(
     node: ast.FunctionDef | ast.AsyncFunctionDef, declared: list[Any], handler: str
 ) -> list[Port]:
     """The declared outputs with their types: a typed declaration's kind, else the return
-    annotation at that position (a tuple's items, or the one value)."""
+    annotation at that position (a tuple's items, or the one value). With no declaration,
+    the annotated values are `output_<n>`, as the job door names them."""
     returned = _returned(node.returns)
+    if returned in (["list"], ["List"]):
+        raise SpecError(
+            f"handler {handler!r}: returns a list, which the job door keeps as one output per"
+            " item: return a tuple, and declare or annotate each item"
+        )
+    if not declared and returned != ["None"]:  # named as the job door names them
+        declared = [f"output_{position}" for position in range(len(returned))]
     ports = []
     for position, declaration in enumerate(declared):
         if isinstance(declaration, dict):
@@ -280,3 +289,48 @@ def _literal(node: Optional[ast.expr]) -> Any:
         return ast.literal_eval(node)
     except ValueError:
         return None  # a default computed at import: the component gives none
+
+
+@dataclass(frozen=True)
+class Decorated:
+    """A KFP component function (`@dsl.component(...)`) found in a source file."""
+
+    file: str
+    """Its file, relative to the source folder (POSIX)."""
+    function: str
+    options: dict[str, Any]
+    """The decorator's literal keywords (base_image, target_image, packages_to_install, …)."""
+
+    @property
+    def handler(self) -> str:
+        return f"{self.file}:{self.function}"
+
+
+def decorated_components(folder: Path, pattern: str) -> list[Decorated]:
+    """The `@dsl.component` functions of the files under `folder` whose path (relative,
+    POSIX) or name matches `pattern`, as `kfp component build --component-filepattern` finds
+    them; read with ast, never run."""
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        relative = path.relative_to(folder).as_posix()
+        if not (fnmatch(relative, pattern) or fnmatch(path.name, pattern)):
+            continue
+        try:
+            module = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except SyntaxError as exc:
+            raise SpecError(f"{relative} line {exc.lineno}: syntax error: {exc.msg}") from None
+        for node in module.body:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for decorator in node.decorator_list:
+                call = decorator if isinstance(decorator, ast.Call) else None
+                if _name(call.func if call else decorator) != "component":
+                    continue
+                options = {}
+                for keyword in call.keywords if call else []:
+                    try:
+                        options[str(keyword.arg)] = ast.literal_eval(keyword.value)
+                    except ValueError:
+                        continue  # computed at import: not known without running the code
+                found.append(Decorated(relative, node.name, options))
+    return found
