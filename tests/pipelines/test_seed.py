@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,68 @@ def test_the_standard_math_beside_the_source_math(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert float(result.stdout) == pytest.approx(4.14159, abs=1e-5)
+
+
+def test_src_itself_as_the_source_as_kfp_component_build_takes_it(tmp_path: Path) -> None:
+    require_kfp()
+    seed = copy_seed(tmp_path)
+    result = fn_wrapper(
+        seed, "invoke", "--code-src", "src", "--handler", "my_component.py:add",
+        "--parameters", PARAMETERS,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, b"5"), result.stderr.decode()
+    assert b"shadows the standard-library module" not in result.stderr
+
+
+def test_build_takes_the_decorators_options_and_writes_its_component(tmp_path: Path) -> None:
+    """`kfp component build src/ --component-filepattern my_component.py --no-push-image`, as
+    fn-wrapper build: the handler, base image, target image and packages from the decorator;
+    the component file names the target image, and its command, filled as KFP's launcher
+    fills it, runs the function (the image's code and run spec stood in for by the context's)."""
+    kfp = require_kfp()
+    from tests.build.test_context import wheel
+
+    seed = copy_seed(tmp_path)
+    (seed / "house").mkdir()
+    wheel(seed / "house", "six", "1.17.0")  # packages_to_install, from a wheelhouse: no index
+    result = fn_wrapper(
+        seed, "build", "src", "--component-filepattern", "my_component.py", "--builder", "none",
+        "--context-dir", "ctx", "--wheelhouse", "house", "--no-index",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads(result.stdout)
+    assert summary["base_image"] == "python:3.11"
+    assert summary["component"] == "ctx/component_metadata/add.yaml"
+    context = seed / "ctx"
+    assert (context / "wheels" / "requirements.txt").read_text().split() == ["six==1.17.0"]
+    assert (context / "Containerfile").read_text().count("FROM python:3.11") == 2
+    run = json.loads((context / "function" / "run.json").read_text())
+    assert (run["function"]["name"], run["function"]["handler"]) == ("add", "my_component.py:add")
+    component = kfp.components.load_component_from_file(str(context / summary["component"][4:]))
+    assert component.component_spec.implementation.container.image == (
+        "registry.local/my-component:v1"
+    )
+    places = {"a": "2", "b": "40", "output_0": str(tmp_path / "sum")}  # the launcher's
+    filled = [
+        places[next(iter(arg.values()))] if isinstance(arg, dict) else arg
+        for arg in component_args(context / summary["component"][4:])
+    ]
+    run["function"]["code_src"] = str(context / "function" / "code")  # the image's /opt/function
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FN_WRAPPER_")}
+    environ.update(FN_WRAPPER_SPEC=str(tmp_path / "run.json"), XDG_CACHE_HOME=str(tmp_path / "c"))
+    job = subprocess.run(
+        [sys.executable, "-m", "wrapper", "job", *filled], cwd=tmp_path, env=environ,
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stderr.decode()
+    assert (tmp_path / "sum").read_text() == "42"
+
+
+def component_args(path: Path) -> list[Any]:
+    """The component's container arguments, placeholders (`{inputValue: a}`) as they are."""
+    import yaml
+
+    container = yaml.safe_load(path.read_text())["implementation"]["container"]
+    assert container["command"] == ["fn-wrapper", "job"]
+    return list(container["args"])

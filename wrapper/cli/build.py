@@ -145,6 +145,7 @@ def _from_decorator(settings: Settings) -> None:
         )
     options = found[0].options
     fills = {
+        "name": found[0].function.replace("_", "-"),  # as kfp names its component
         "handler": found[0].handler,
         "target_image": options.get("target_image"),
         "base_image": options.get("base_image"),

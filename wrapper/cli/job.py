@@ -51,7 +51,6 @@ def run(settings: Settings) -> int:
     """Validate, open the store, run the job; print a summary line; the run's exit code."""
     from wrapper.config import source_settings
     from wrapper.entities.project import Project
-    from wrapper.errors import ExitCode
     from wrapper.spec.background import validate
 
     pending = validate(settings)
@@ -83,14 +82,13 @@ def run(settings: Settings) -> int:
             run_id=settings.run_id or os.environ.get("RUN_ID") or None,
             status_file=Path(settings.status_file) if settings.status_file else None,
             source_settings=source_settings(settings, os.environ),
+            deliver=contract.export if contract is not None else None,
         )
-        document = status.shown()
-        if contract is not None and code == ExitCode.COMPLETED:
-            contract.export(document, Project(project, store))
     finally:
         store.close()
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+    document = status.shown()
     summary = {k: document[k] for k in ("id", "state", "results", "outputs", "message")}
     print(json.dumps(summary, sort_keys=True, default=str), flush=True)
     return code

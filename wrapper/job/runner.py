@@ -16,7 +16,7 @@ import os
 import signal
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from wrapper.entities.keys import EntityKey
 from wrapper.entities.objects import Entity, entity_object
@@ -46,6 +46,10 @@ class Stopped(Interruption):
         self.code = ExitCode.STOPPED if number == signal.SIGTERM else SIGINT_EXIT
 
 
+Deliver = Callable[[dict[str, Any], dict[str, str], Project], None]
+"""Hands a completed run's results and outputs (entity keys) on, e.g. to KFP's paths."""
+
+
 class Outcome(NamedTuple):
     """How a run ended: its final state, exit code, message and the fields it keeps."""
 
@@ -62,10 +66,12 @@ def run_job(
     run_id: Optional[str] = None,
     status_file: Optional[Path] = None,
     source_settings: Any = None,
+    deliver: Optional[Deliver] = None,
 ) -> tuple[int, RunStatus]:
     """Run `plan` once; the exit code and the final status (always written: a run never
     ends RUNNING unless the process is killed). The handler sees the run id as `RUN_ID`, as
-    in a DigitalHub run's container."""
+    in a DigitalHub run's container. `deliver` gets the results and outputs of a run that
+    completed, before its final status: a WrapperError it raises fails the run."""
     run = Run(project_name, run_id, plan.name, "job", {"parameters": plan.parameters}, store)
     os.environ["RUN_ID"] = run.id
     project = Project(project_name, store, run)
@@ -79,7 +85,7 @@ def run_job(
     previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         try:
-            outcome = _attempt(plan, project, status, source_settings, created)
+            outcome = _attempt(plan, project, status, source_settings, created, deliver)
             stop.armed = False  # from here a signal waits: the final status is written first
         except Stopped as stopped:  # raised once at most: the handler disarms itself
             log.warning("stopped by %s", stopped.name)
@@ -118,11 +124,12 @@ def _attempt(
     status: RunStatus,
     settings: Any,
     created: list[Entity],
+    deliver: Optional[Deliver],
 ) -> Outcome:
     """The RUNNING status, then the run; its outcome (Stopped propagates)."""
     try:
         status.set("RUNNING", inputs=dict(plan.inputs))
-        return _execute(plan, project, settings, created)
+        return _execute(plan, project, settings, created, deliver)
     except Stopped:
         raise
     except WrapperError as exc:  # the store refused the RUNNING status: nothing ran
@@ -131,7 +138,13 @@ def _attempt(
         return _internal(exc)
 
 
-def _execute(plan: FunctionPlan, project: Project, settings: Any, created: list[Entity]) -> Outcome:
+def _execute(
+    plan: FunctionPlan,
+    project: Project,
+    settings: Any,
+    created: list[Entity],
+    deliver: Optional[Deliver],
+) -> Outcome:
     """Prepare, call and keep; the outcome (a signal and bugs propagate)."""
     from wrapper.context import make_context
     from wrapper.events import make_event
@@ -176,6 +189,8 @@ def _execute(plan: FunctionPlan, project: Project, settings: Any, created: list[
         return _failed(message, ExitCode.HANDLER_FAILED, user_traceback(exc))
     try:
         results, outputs = collect(value, declared, project, created)
+        if deliver is not None:
+            deliver(results, outputs, project)
     except WrapperError as exc:
         return _failed(exc.message, ExitCode.HANDLER_FAILED, exc.details)
     return Outcome("COMPLETED", ExitCode.COMPLETED, fields={"results": results, "outputs": outputs})

@@ -19,7 +19,8 @@ from typing import Any, Callable, NamedTuple
 
 from wrapper.entities.keys import EntityKey
 from wrapper.entities.project import Project
-from wrapper.errors import SpecError, WrapperError
+from wrapper.errors import SpecError
+from wrapper.job.outputs import OutputError
 from wrapper.kfp.component import ENTITY_TYPES
 from wrapper.plan import FunctionPlan
 
@@ -103,33 +104,41 @@ class Contract:
             inputs[port.name] = str(_register(project, port).key)
         return dataclasses.replace(plan, parameters=parameters, inputs=inputs)
 
-    def export(self, document: dict[str, Any], project: Project) -> None:
-        """Write each output of a completed run where KFP wants it; a missing or mistyped
-        one is a WrapperError naming it."""
+    def export(self, results: dict[str, Any], outputs: dict[str, str], project: Project) -> None:
+        """Write each output of a completed run where KFP wants it (the job runner's
+        `deliver`); a missing or mistyped one is an OutputError naming it."""
         for port in self.outputs:
             target = Path(port.value)
-            target.parent.mkdir(parents=True, exist_ok=True)
             if port.type in PARSERS:
-                if port.name not in document["results"]:
-                    raise _missing(port, "result", document["results"])
-                value = document["results"][port.name]
-                target.write_text(value if isinstance(value, str) else json.dumps(value))
+                if port.name not in results:
+                    raise _missing(port, "result", results)
+                value = results[port.name]
+                _writable(target).write_text(value if isinstance(value, str) else json.dumps(value))
                 continue
-            key = document["outputs"].get(port.name)
+            key = outputs.get(port.name)
             if key is None:
-                raise _missing(port, "output", document["outputs"])
+                raise _missing(port, "output", outputs)
             entity_type = EntityKey.parse(key).entity_type
             if entity_type != ENTITY_TYPES[port.type]:
-                raise WrapperError(
+                raise OutputError(
                     f"--kfp-output {port.name}: the run made a {entity_type}, the component"
                     f" declares a {port.type} ({ENTITY_TYPES[port.type]})"
                 )
-            entity = getattr(project, f"get_{entity_type}")(key)
+            reader = Project(project.name, project.store)  # reading is no part of the lineage
+            entity = getattr(reader, f"get_{entity_type}")(key)
             if entity.is_folder:
-                shutil.copytree(entity.as_file(), target, dirs_exist_ok=True)
+                shutil.copytree(entity.as_file(), _writable(target), dirs_exist_ok=True)
             else:
-                with entity.open() as stream, target.open("wb") as out:
+                with entity.open() as stream, _writable(target).open("wb") as out:
                     shutil.copyfileobj(stream, out, 1 << 20)
+
+
+def _writable(target: Path) -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--kfp-output: cannot write {target}: {exc.strerror}") from None
+    return target
 
 
 def _register(project: Project, port: Port) -> Any:
@@ -145,6 +154,6 @@ def _register(project: Project, port: Port) -> Any:
     return new(f"kfp.{port.name}", ENTITY_KINDS[entity_type], **fields)
 
 
-def _missing(port: Port, what: str, found: dict[str, Any]) -> WrapperError:
+def _missing(port: Port, what: str, found: dict[str, Any]) -> OutputError:
     has = f"it has: {', '.join(found)}" if found else "it has none"
-    return WrapperError(f"--kfp-output {port.name}: the run has no {what} {port.name!r} ({has})")
+    return OutputError(f"--kfp-output {port.name}: the run has no {what} {port.name!r} ({has})")
