@@ -34,7 +34,7 @@ def test_a_context_from_a_positional_source_with_the_runs_inputs_recorded(tmp_pa
     summary = json.loads(result.stdout)
     assert summary == {
         "context": "ctx", "image": None, "base_image": "fn-wrapper-base:0.1.0-python3.12",
-        "builder": "none", "pushed": False,
+        "builder": "none", "pushed": False, "component": None,  # no --target-image: no component
         "inputs": {"table": "store://p/dataitem/table/t"}, "parameters": {"n": 2},
     }  # fmt: skip
     context = tmp_path / "ctx"

@@ -126,10 +126,10 @@ def test_build_takes_the_decorators_options_and_writes_its_component(tmp_path: P
 
     seed = copy_seed(tmp_path)
     (seed / "house").mkdir()
-    wheel(seed / "house", "six", "1.17.0")  # packages_to_install, from a wheelhouse: no index
-    result = fn_wrapper(
+    wheel(seed / "house", "six", "1.17.0")  # packages_to_install, from a wheelhouse
+    result = fn_wrapper(  # fn-wrapper's own dependencies come from the package index
         seed, "build", "src", "--component-filepattern", "my_component.py", "--builder", "none",
-        "--context-dir", "ctx", "--wheelhouse", "house", "--no-index",
+        "--context-dir", "ctx", "--wheelhouse", "house",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     summary = json.loads(result.stdout)
@@ -137,7 +137,15 @@ def test_build_takes_the_decorators_options_and_writes_its_component(tmp_path: P
     assert summary["component"] == "ctx/component_metadata/add.yaml"
     context = seed / "ctx"
     assert (context / "wheels" / "requirements.txt").read_text().split() == ["six==1.17.0"]
-    assert (context / "Containerfile").read_text().count("FROM python:3.11") == 2
+    containerfile = (context / "Containerfile").read_text()
+    assert containerfile.count("FROM python:3.11") == 2  # python:3.11 lacks fn-wrapper:
+    assert "FROM python:3.11 AS runtime" in containerfile  # it goes on top, from the context
+    assert "FROM runtime AS requirements" in containerfile
+    runtime = sorted(p.name for p in (context / "runtime").iterdir())
+    assert "fn_wrapper-0.1.0-py3-none-any.whl" in runtime and "constraints.txt" in runtime
+    pinned = (context / "runtime" / "constraints.txt").read_text().replace("-", "_").lower()
+    for name in ("pydantic", "gunicorn", "nuclio_sdk", "msgpack"):
+        assert f"\n{name}==" in pinned and any(p.lower().startswith(name) for p in runtime)
     run = json.loads((context / "function" / "run.json").read_text())
     assert (run["function"]["name"], run["function"]["handler"]) == ("add", "my_component.py:add")
     component = kfp.components.load_component_from_file(str(context / summary["component"][4:]))

@@ -5,6 +5,12 @@ instructions, the code and its run spec (so the image runs the serve and job doo
 flags), and the base image's non-root user and CMD. Nothing secret is written: no ARG, no
 credential, no task settings; every value that goes in is checked to stay on its own line.
 
+On another base image (a plain Python image, as a KFP component's `base_image` often is), a
+first stage installs fn-wrapper in its own venv at /opt/fn-wrapper from the context's wheels
+(fn-wrapper's own, made from the running installation, and its runtime's pinned
+dependencies), unless the base image has fn-wrapper already; the venv alone is copied into the
+image, which then starts the serve door as Dockerfile.base's does.
+
 Requirements are installed in a first stage from the context's wheels (no package index, the
 runtime's pins as constraints) into their own folder, and only that folder is copied into the
 image: the wheels never reach a layer, whatever the builder (docker and Kaniko keep a layer
@@ -54,6 +60,24 @@ class Recipe(NamedTuple):
     """The context has wheels/ to install (requirements.txt, constraints.txt, the wheels)."""
     instructions: tuple[str, ...] = ()
     """Shell commands run as root after the requirements (task.instructions)."""
+    runtime: bool = False
+    """The base image may lack fn-wrapper: the context has runtime/ (fn-wrapper's wheel, its
+    pinned dependencies' wheels, constraints.txt) to install it on top where it does."""
+
+
+VENV = "/opt/fn-wrapper"
+"""Where fn-wrapper lives in an image (Dockerfile.base's place)."""
+
+RUNTIME_WHEELS = "/tmp/fn-wrapper-runtime"
+
+INSTALL_RUNTIME = (
+    f"if command -v fn-wrapper >/dev/null; then mkdir -p {VENV}; else python3 -m venv {VENV}"
+    f" && {VENV}/bin/python -m pip install --no-index --no-cache-dir --find-links"
+    f" {RUNTIME_WHEELS} --constraint {RUNTIME_WHEELS}/constraints.txt fn-wrapper; fi"
+)
+"""fn-wrapper and its pinned dependencies, from the context's wheels, where the base image
+lacks it (a base image that has it keeps its own: its /opt/fn-wrapper, if any, is copied as
+it is)."""
 
 
 def render(recipe: Recipe) -> str:
@@ -65,18 +89,32 @@ def render(recipe: Recipe) -> str:
         f"# The image of function {_one_line('name', recipe.name)}, made by fn-wrapper build:",
         "# change the spec and build again rather than editing this file.",
     ]
+    base = recipe.base_image
+    if recipe.runtime:  # fn-wrapper in a venv of its own, unless the base image has it
+        lines += [
+            f"FROM {recipe.base_image} AS runtime",
+            "USER root",
+            f"COPY runtime/ {RUNTIME_WHEELS}/",
+            f"RUN {INSTALL_RUNTIME}",
+            f"ENV PATH={VENV}/bin:$PATH",
+        ]
+        base = "runtime"
     if recipe.requirements:
         lines += [
-            f"FROM {recipe.base_image} AS requirements",
+            f"FROM {base} AS requirements",
             "USER root",
             f"COPY wheels/ {WHEELS}/",
             f"RUN python -m pip install --no-index --no-cache-dir --no-deps --find-links {WHEELS}"
             f" --constraint {WHEELS}/constraints.txt --requirement {WHEELS}/requirements.txt"
             f" --target {PACKAGES}",
         ]
+    lines += [f"FROM {recipe.base_image}", "USER root"]
+    if recipe.runtime:
+        lines += [
+            f"COPY --from=runtime {VENV}/ {VENV}/",
+            f"ENV PATH={VENV}/bin:$PATH PYTHONUNBUFFERED=1",
+        ]
     lines += [
-        f"FROM {recipe.base_image}",
-        "USER root",
         "RUN command -v fn-wrapper >/dev/null || { echo 'the base image has no fn-wrapper:"
         " build one from Dockerfile.base' >&2; exit 1; }",
     ]
@@ -94,6 +132,8 @@ def render(recipe: Recipe) -> str:
         f"WORKDIR {APP}",
         f"USER {USER}",
     ]
+    if recipe.runtime:
+        lines.append('CMD ["fn-wrapper", "serve"]')  # as Dockerfile.base's
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,9 @@
                            runs: the deploy door passes them as FN_WRAPPER_* twins)
     wheels/                the requirements' wheels the base image lacks, requirements.txt
                            naming them, the runtime's pins as constraints.txt (when needed)
+    runtime/               on a base image whose name does not say fn-wrapper (python:3.11):
+                           fn-wrapper's own wheel, its runtime's pinned dependencies' wheels
+                           and those pins as constraints.txt, installed where it lacks them
 
 Nothing else goes in: no run value (an init parameter may be an API key), no credential the
 source was fetched with (the code_src in run.json is
@@ -29,8 +32,9 @@ from typing import Any, NamedTuple, Optional
 
 from wrapper.build.containerfile import APP, Recipe, render
 from wrapper.build.ignore import source_ignore
+from wrapper.build.own_wheel import write_own_wheel
 from wrapper.build.runtimes import Runtime, runtime
-from wrapper.build.wheels import function_wheels
+from wrapper.build.wheels import download_wheels, function_wheels
 from wrapper.errors import SpecError
 from wrapper.plan import FunctionPlan
 
@@ -123,7 +127,16 @@ def _write(
     pins = function_wheels(  # limits None: the FN_WRAPPER_* download settings
         plan.requirements, folder / "wheels", found, wheelhouses, settings.use_index, limits
     )
-    recipe = Recipe(function.name, base_image, bool(pins), plan.instructions)
+    foreign = base_image != found.base_image and "fn-wrapper" not in base_image
+    if foreign:  # fn-wrapper goes on top of it (wrapper/build/containerfile.py)
+        runtime_wheels = folder / "runtime"
+        runtime_wheels.mkdir()
+        write_own_wheel(runtime_wheels)
+        download_wheels(
+            found.requirements, runtime_wheels, found, wheelhouses, settings.use_index, limits
+        )
+        shutil.copy(found.requirements, runtime_wheels / "constraints.txt")
+    recipe = Recipe(function.name, base_image, bool(pins), plan.instructions, foreign)
     (folder / "Containerfile").write_text(render(recipe))
     return recipe
 
