@@ -35,12 +35,12 @@ def write_own_wheel(folder: Path) -> Path:
     files[f"{info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: fn-wrapper\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )
-    record = "".join(f"{path},sha256={_digest(data)},{len(data)}\n" for path, data in files.items())
+    record = "".join(f"{name},sha256={_digest(data)},{len(data)}\n" for name, data in files.items())
     files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
     wheel = folder / f"fn_wrapper-{version}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, data in files.items():  # fixed times and modes: the same files, the same wheel
-            entry = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
+        for name, data in files.items():  # fixed times and modes: the same files, the same wheel
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             entry.external_attr = 0o644 << 16
             archive.writestr(entry, data, zipfile.ZIP_DEFLATED)
     return wheel
