@@ -14,7 +14,7 @@ from tests.digitalhub_fakes import NAMES, on_path, raising_packages
 from wrapper import stand_ins
 from wrapper.entities.objects import DataItem, Model
 from wrapper.entities.run import Run
-from wrapper.errors import LoadError
+from wrapper.errors import InitError, LoadError
 from wrapper.job.outputs import declared_outputs, handler
 from wrapper.loader import load_code
 from wrapper.sources import SourceTree
@@ -122,3 +122,64 @@ def test_the_invoke_door_never_imports_the_real_packages(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b"ok"
+
+
+class _NoKfp:
+    """Wraps the path finder so that it finds no installed kfp: kfp "not installed", where it
+    is (kfp is a test extra from Python 3.10)."""
+
+    def __init__(self, finder: Any) -> None:
+        self.finder = finder
+
+    def find_spec(self, fullname: str, *args: Any) -> Any:
+        if fullname.partition(".")[0] == "kfp":
+            return None
+        return self.finder.find_spec(fullname, *args)
+
+
+@pytest.fixture
+def without_kfp(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in sys.modules if n.partition(".")[0] == "kfp"]:
+        monkeypatch.delitem(sys.modules, name)
+    hidden = [_NoKfp(f) if getattr(f, "__name__", "") == "PathFinder" else f for f in sys.meta_path]
+    monkeypatch.setattr(sys, "meta_path", hidden)
+
+
+SEED_COMPONENT = """
+    from kfp import dsl
+    import kfp
+
+    @dsl.component(base_image="python:3.11", packages_to_install=["six"])
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @kfp.dsl.component
+    def twice(n: int) -> int:
+        return 2 * n
+"""
+
+
+@pytest.mark.usefixtures("without_kfp")
+def test_without_kfp_a_component_module_gets_its_functions(write_tree: Any) -> None:
+    root = write_tree({"comp.py": SEED_COMPONENT})
+    add = load_code(SourceTree(root), "comp:add").handler
+    assert add(2, 3) == 5
+    assert load_code(SourceTree(root), "comp:twice").handler(4) == 8
+    assert sys.modules["kfp"].__fn_wrapper_stand_in__
+
+
+@pytest.mark.usefixtures("without_kfp")
+def test_what_the_kfp_stand_in_lacks_is_an_error_saying_so(write_tree: Any) -> None:
+    root = write_tree({"comp.py": "from kfp import dsl\n\n@dsl.pipeline\ndef p():\n    pass\n"})
+    with pytest.raises(InitError, match=r"fn-wrapper stands in for its `dsl\.component`"):
+        load_code(SourceTree(root), "comp:p")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # kfp's, on a bare @dsl.component
+def test_an_installed_kfp_comes_first(write_tree: Any) -> None:
+    kfp = pytest.importorskip("kfp")  # present from Python 3.10 (test extra)
+    stand_ins.install()
+    root = write_tree({"comp.py": SEED_COMPONENT})
+    load_code(SourceTree(root), "comp:add")
+    assert not getattr(sys.modules["kfp"], "__fn_wrapper_stand_in__", False)
+    assert sys.modules["kfp"] is kfp

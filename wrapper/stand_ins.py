@@ -1,4 +1,5 @@
-"""Stand-ins for DigitalHub's packages inside fn-wrapper's doors (DESIGN §5).
+"""Stand-ins for DigitalHub's packages inside fn-wrapper's doors (DESIGN §5), and for kfp's
+`dsl.component` where kfp is not installed.
 
 A function written for the DigitalHub python runtime imports `handler` from
 `digitalhub_runtime_python`, and may `import digitalhub` or import its entity classes for type
@@ -62,6 +63,8 @@ def install() -> None:
     """Serve the stand-ins for every later import (once per process)."""
     if not any(isinstance(finder, _StandInFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _StandInFinder())
+    if not any(isinstance(finder, _KfpFinder) for finder in sys.meta_path):
+        sys.meta_path.append(_KfpFinder())  # last: an installed kfp is found first
     for name in [n for n in sys.modules if n.partition(".")[0] in STAND_INS]:
         if not getattr(sys.modules[name], "__fn_wrapper_stand_in__", False):
             del sys.modules[name]  # a real package imported before: not for user code
@@ -111,3 +114,46 @@ def _attribute(top: str, module: str, name: str) -> Any:
         home, attribute = CLASSES[name]
         return getattr(importlib.import_module(home), attribute)
     raise AttributeError(f"module {module!r} has no attribute {name!r}{hint(module)}")
+
+
+KFP_OFFERS = (
+    "kfp is not installed here; fn-wrapper stands in for its `dsl.component` decorator only"
+    " (the function runs as it is): install kfp for the rest"
+)
+
+
+class _KfpFinder:
+    """Finds `kfp` and `kfp.dsl` when no installed kfp was found (it comes last on the meta
+    path): a KFP component's module (`from kfp import dsl`, `@dsl.component(...)`) then
+    imports in an image without kfp, whose dependencies pip can only build from sources."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> Optional[ModuleSpec]:
+        if fullname not in ("kfp", "kfp.dsl"):
+            return None
+        loader: Any = _KfpLoader()
+        return ModuleSpec(fullname, loader, is_package=True)
+
+
+class _KfpLoader:
+    def create_module(self, spec: ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__fn_wrapper_stand_in__ = True  # type: ignore[attr-defined]
+        module.__doc__ = f"fn-wrapper's stand-in: {KFP_OFFERS}."
+        if module.__name__ == "kfp.dsl":
+            module.component = _component  # type: ignore[attr-defined]
+        module.__getattr__ = lambda name: _kfp_attribute(module.__name__, name)  # type: ignore[method-assign]
+
+
+def _kfp_attribute(module: str, name: str) -> Any:
+    if module == "kfp" and name == "dsl":
+        return importlib.import_module("kfp.dsl")
+    raise AttributeError(f"module {module!r} has no attribute {name!r} ({KFP_OFFERS})")
+
+
+def _component(func: Any = None, **options: Any) -> Any:
+    """`@dsl.component` and `@dsl.component(base_image=…, …)`: the function itself."""
+    return func if func is not None else (lambda decorated: decorated)
