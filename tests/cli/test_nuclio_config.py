@@ -53,7 +53,11 @@ def test_invoke_runs_the_greeter_from_its_config(greeter: Path, source: list[str
     result = fn_wrapper("invoke", *source, "--body", "Ada", cwd=greeter.parent)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Hello, Ada!"  # handler greeter:handler, GREETING from spec.env
-    warnings = [line for line in result.stderr.splitlines() if " warning " in line]
+    warnings = [
+        line
+        for line in result.stderr.splitlines()
+        if " warning " in line and "asks for Python 3.11" not in line  # on other Pythons
+    ]
     assert [w.split(" warning ", 1)[1].strip() for w in warnings] == [
         UNMAPPED,
         "task.envs API_TOKEN: set from valueFrom references where the rendered manifests run;"
