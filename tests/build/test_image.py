@@ -275,3 +275,34 @@ def test_the_api_builds_an_image_that_later_runs_name(
     job = buildah("run", container, "--", "fn-wrapper", "job", "--parameters", '{"who": "k8s"}')
     summary = json.loads(job.splitlines()[-1])
     assert summary["state"] == "COMPLETED" and summary["results"] == {"output_0": "hi from k8s"}
+
+
+def test_a_kfp_component_builds_on_a_python_image_without_fn_wrapper(
+    buildah: Buildah, wrapper_base: str, tmp_path: Path
+) -> None:
+    """Seed 002's component (`kfp component build src/ --component-filepattern
+    my_component.py`) built on a plain Python image (the bookworm one under the base image,
+    standing in for the decorator's python:3.11, which cannot be pulled here): fn-wrapper
+    goes on top from the context's wheels, kfp is not in the image (its stand-in serves the
+    decorator), and the component's command runs the function."""
+    shutil.copytree(ROOT / "tests" / "pipelines" / "seed" / "src", tmp_path / "src")
+    house = tmp_path / "house"  # the decorator's packages_to_install; fn-wrapper's own
+    house.mkdir()  # dependencies come from the package index
+    wheel(house, "six", "VERSION = 1\n")
+    image = "localhost/kfp-add:test"
+    built = subprocess.run(
+        [sys.executable, "-m", "wrapper", "build", "src", "--component-filepattern",
+         "my_component.py", "--base-image", BASE, "--target-image", image,
+         "--wheelhouse", str(house), "--builder", "buildah", "--context-dir", "ctx"],
+        cwd=tmp_path, env=buildah.env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    summary = json.loads(built.stdout.splitlines()[-1])
+    assert summary["image"] == image and summary["base_image"] == BASE
+    container = buildah("from", "--pull=never", image)
+    command = (
+        "fn-wrapper job --kfp-parameter a Integer 2 --kfp-parameter b Integer 40"
+        " --kfp-output output_0 Integer /tmp/out/sum >/dev/null && cat /tmp/out/sum && echo"
+        " && { python -c 'import kfp' 2>/dev/null || echo no-kfp; }"
+    )
+    assert buildah("run", container, "--", "sh", "-c", command).split() == ["42", "no-kfp"]
