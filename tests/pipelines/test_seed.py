@@ -176,3 +176,23 @@ def component_args(path: Path) -> list[Any]:
     container = yaml.safe_load(path.read_text())["implementation"]["container"]
     assert container["command"] == ["fn-wrapper", "job"]
     return list(container["args"])
+
+
+def test_the_nuclio_door_calls_the_component(tmp_path: Path) -> None:
+    """The processor passes its own --handler first; the one given after it wins (argparse)."""
+    require_kfp()
+    from tests.nuclio.conftest import FakeProcessor, event
+
+    seed = copy_seed(tmp_path)
+    workdir = tmp_path / "worker"
+    workdir.mkdir()
+    fake = FakeProcessor(
+        workdir, "def handler(context, event):\n    return 'decoy'\n",
+        "--code-src", str(seed), "--handler", HANDLER, "--parameters", PARAMETERS,
+    )  # fmt: skip
+    try:
+        fake.start()
+        answer = fake.call(event(b""))
+        assert (answer.response["status_code"], answer.body) == (200, b"5"), fake.output()
+    finally:
+        fake.close()
