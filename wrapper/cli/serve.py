@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
+from wrapper.errors import SpecError
 from wrapper.settings import (
     GRACEFUL_TIMEOUT,
     SOURCE_OPTIONS,
@@ -63,6 +66,12 @@ OPTIONS = (
         "--preload", "load the function and run init once in the master, before fork", switch=True
     ),
     Option("--access-log", "log one line per request (costs ~30 us a request)", switch=True),
+    Option(
+        "--reload",
+        "local work: watch the local source and, on a change, replace the workers with the new"
+        " code once it loads (code that fails keeps the old serving); needs watchfiles",
+        switch=True,
+    ),
     *STORE_OPTIONS,
 )
 
@@ -110,7 +119,7 @@ def run(settings: Settings) -> int:
         # The verdict is read here, after this process's imports (the workers would wait for
         # it anyway): a bad spec stops before a worker starts, its warnings are logged once,
         # and a Nuclio config's HTTP workers and event timeout stand below flags and twins.
-        validation.event_plan("serve")
+        plan = validation.event_plan("serve")
         nuclio = validation.document().get("nuclio") or {}
         timeout = settings.timeout
         if settings.layers.get("timeout") == "default" and nuclio.get("event_timeout"):
@@ -131,8 +140,31 @@ def run(settings: Settings) -> int:
                 preload=bool(settings.preload),
                 access_log=bool(settings.access_log),
                 log_level=settings.log_level,
+                reload=_watched(plan, settings) if settings.reload else None,
             ),
             state_dir,
         )
     finally:
         validation.close()
+
+
+def _watched(plan: Any, settings: Settings) -> Path:
+    """What --reload watches: the local code_src (a folder or a file); anything else is
+    refused, as is --preload (which loads the code once, in the master)."""
+    from wrapper.serve.reload import watcher_module
+    from wrapper.sources.uri import redact_uri, uri_scheme
+
+    if settings.preload:
+        raise SpecError(
+            "--reload: new workers load the new code; --preload loads it once: give one"
+        )
+    code_src = plan.code_src or ""
+    inline = plan.code is not None or plan.base64 is not None
+    if inline or not code_src or uri_scheme(code_src) not in ("", "file"):
+        given = "inline code" if inline else f"code_src {redact_uri(code_src)!r}"
+        raise SpecError(
+            f"--reload: watches a local code_src (a folder or a file), not {given}:"
+            " work on a local copy"
+        )
+    watcher_module()
+    return Path(code_src.removeprefix("file://") if uri_scheme(code_src) else code_src)

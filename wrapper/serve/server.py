@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from wrapper.invocation import PreparedHandler
 from wrapper.serve.admin import AdminServer
 from wrapper.serve.app import ServeApp, ServeOptions
 from wrapper.serve.metrics import is_ready, ready_workers, started_workers, worker_died
+from wrapper.serve.reload import Watcher, check_in_child
 from wrapper.serve.state import read_failure, take_failure
 from wrapper.serve.worker import ServeWorker
 
@@ -55,6 +57,8 @@ class ServeSettings:
     preload: bool = False
     access_log: bool = False
     log_level: str = "info"
+    reload: Optional[Path] = None
+    """The local source to watch (--reload): a change replaces the workers (reload.py)."""
 
 
 def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_dir: Path) -> int:
@@ -128,6 +132,7 @@ class _Application(BaseApplication):  # type: ignore[misc]
     def __init__(self, app: ServeApp, settings: ServeSettings, state_dir: Path) -> None:
         self.app, self.settings, self.state_dir = app, settings, state_dir
         self.admin: Optional[AdminServer] = None
+        self.watcher: Optional[Watcher] = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -177,6 +182,9 @@ class _Application(BaseApplication):  # type: ignore[misc]
     def _when_ready(self, arbiter: Any) -> None:
         if self.admin is not None:
             self.admin.start()
+        if self.settings.reload is not None:
+            self.watcher = Watcher(self.settings.reload)
+            self.watcher.start()
 
     def start_failures(self) -> int:
         """Replacement workers that failed to start (for /metrics, read by the admin thread)."""
@@ -192,11 +200,17 @@ class _Application(BaseApplication):  # type: ignore[misc]
     def _on_exit(self, arbiter: Any) -> None:
         if self.admin is not None:
             self.admin.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
 
 
 def _number_worker(arbiter: Any, worker: Any) -> None:
     """Before the fork: the lowest id 0..N-1 no live worker has (a replacement takes the id
-    of the worker it replaces, as Nuclio numbers its workers)."""
+    of the worker it replaces, as Nuclio numbers its workers); after a reload, the id of an
+    old worker the new one will replace."""
+    if arbiter.handover:
+        worker.worker_id = arbiter.handover.pop(0)
+        return
     taken = {getattr(live, "worker_id", None) for live in arbiter.WORKERS.values()}
     worker.worker_id = next(number for number in range(len(taken) + 1) if number not in taken)
 
@@ -219,6 +233,30 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
         self.start_failures = 0
         self.failures_in_a_row = 0
         self.hold_until = 0.0
+        self.retiring: set[int] = set()
+        """After a reload, the old workers not yet gone (each stopped once a new one serves)."""
+        self.stopping: set[int] = set()
+        self.handover: list[int] = []
+        """The ids the next new workers take (those of the old ones they replace)."""
+
+    def handle_usr2(self) -> None:
+        """--reload's signal (gunicorn's own meaning, a re-exec, is not offered): the new code
+        checked in a child, then a new generation of workers; failing code keeps the old."""
+        if self.app.settings.reload is None:
+            self.log.warning("SIGUSR2 ignored: the server was not started with --reload")
+            return
+        failure = check_in_child(self.app.app.prepare)
+        if failure is not None:
+            self.log.error(
+                "reload: the new code cannot serve, the old code still does: %s", failure
+            )
+            return
+        old = sorted(self.WORKERS.items(), key=lambda item: item[1].age)
+        self.retiring |= {pid for pid, _ in old}
+        self.handover = [getattr(worker, "worker_id", 0) for _, worker in old]
+        self.log.info("reload: the new code loads: replacing %d worker(s)", len(old))
+        for _ in old:
+            self.spawn_worker()
 
     def start_failed(self, state_dir: Path) -> None:
         """A worker exited before it finished init: halt, or retry after a back-off."""
@@ -240,9 +278,34 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
 
     def manage_workers(self) -> None:
         live = list(self.WORKERS)
+        if self.retiring:
+            self._retire(live)
+            return
         if len(live) == self.num_workers and ready_workers(self.state_dir, live) == len(live):
             self.served, self.failures_in_a_row = True, 0
         super().manage_workers()
+
+    def _retire(self, live: list[int]) -> None:
+        """Stop old workers as new ones become ready, so that as many as asked for serve."""
+        self.retiring &= set(live)
+        self.stopping &= self.retiring
+        fresh = [pid for pid in live if pid not in self.retiring]
+        if len(fresh) < self.num_workers:
+            self.spawn_workers_after_reload(self.num_workers - len(fresh))
+        serving_old = sorted(
+            (pid for pid in self.retiring if pid not in self.stopping),
+            key=lambda pid: self.WORKERS[pid].age,
+        )
+        surplus = ready_workers(self.state_dir, fresh) + len(serving_old) - self.num_workers
+        for pid in serving_old[: max(0, surplus)]:
+            self.stopping.add(pid)
+            self.kill_worker(pid, signal.SIGTERM)
+
+    def spawn_workers_after_reload(self, missing: int) -> None:
+        """New workers that died during a reload are replaced, as any (with back-off)."""
+        if time.monotonic() >= self.hold_until:
+            for _ in range(missing):
+                self.spawn_worker()
 
     def spawn_workers(self) -> None:
         if time.monotonic() >= self.hold_until:

@@ -66,7 +66,7 @@ class ServeWorker(Worker):  # type: ignore[misc]
             limit_max_requests=self.max_requests or None,
         )
         logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, self.log.loglevel))
-        server = self._server = uvicorn.Server(config)
+        server = self._server = _Server(config)
         loop = _new_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -86,6 +86,23 @@ class ServeWorker(Worker):  # type: ignore[misc]
         if os.getppid() != self.ppid:
             self.log.warning("the master (pid %s) is gone: stopping this worker", self.ppid)
             self._server.should_exit = True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping in two steps: no new connections, then, after a moment,
+    the idle ones closed. A connection accepted just before the stop has sent its request by
+    then and is served; closed at once it would be dropped as idle (a reload's retired
+    workers, a rolling update's old pods)."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(ACCEPTED_LINGER)
+        await super().shutdown(sockets)
+
+
+ACCEPTED_LINGER = 0.2
+"""Seconds between a stopping worker's last accept and its closing of idle connections."""
 
 
 class _Listener:
