@@ -49,6 +49,48 @@ def test_text_format_and_level_filter() -> None:
     assert line.split()[1:] == ["error", "shown"]
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("environ", "coloured"),
+    [({}, True), ({"NO_COLOR": "1"}, False), ({"TERM": "dumb"}, False)],
+)
+def test_text_on_a_terminal_is_coloured(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], coloured: bool
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    stream = Terminal()
+    configure_logging("info", "auto", stream)  # text, on a terminal
+    token = REQUEST_ID.set("0123456789abcdef")
+    try:
+        logging.getLogger("function").warning("from the handler")
+    finally:
+        REQUEST_ID.reset(token)
+    line = stream.getvalue().rstrip("\n")
+    if coloured:
+        assert "\x1b[33mwarning" in line and "\x1b[36m[0123456789ab]\x1b[0m" in line
+        assert line.endswith(" from the handler")
+    else:
+        assert "\x1b[" not in line and line.split()[1:] == [
+            "warning", "[0123456789ab]", "from", "the", "handler",
+        ]  # fmt: skip
+
+
+def test_text_off_a_terminal_is_never_coloured() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "text", stream)
+    logging.getLogger("wrapper").error("plain")
+    assert "\x1b[" not in stream.getvalue()
+
+
 def test_auto_is_json_off_a_terminal() -> None:
     stream = io.StringIO()
     configure_logging("info", "auto", stream)

@@ -7,8 +7,9 @@ import contextvars
 import datetime
 import json
 import logging
+import os
 import sys
-from typing import Any, Optional, TextIO
+from typing import Any, Optional, TextIO, Union
 
 from wrapper.secrets import Redaction
 
@@ -64,18 +65,35 @@ class JSONFormatter(MaskingFormatter):
         return json.dumps(entry, default=repr, ensure_ascii=False)
 
 
+COLOURS = {"debug": "2", "info": "32", "warning": "33", "error": "1;31", "critical": "1;31"}
+"""ANSI colours of the levels (dim, green, yellow, bold red); request ids are cyan, worker ids
+dim."""
+
+
+def _painted(text: str, colour: Union[str, bool, None]) -> str:
+    """`text` in `colour` (an ANSI code); as it is for none (False, None)."""
+    return f"\x1b[{colour}m{text}\x1b[0m" if colour else text
+
+
 class TextFormatter(MaskingFormatter):
-    """`HH:MM:SS.mmm level [request id] message key=value` for people reading a terminal."""
+    """`HH:MM:SS.mmm level w<worker> [request id] message key=value` for people reading a
+    terminal; coloured when `colour` (a terminal that takes it)."""
+
+    def __init__(self, redaction: Optional[Redaction] = None, colour: bool = False) -> None:
+        super().__init__(redaction)
+        self.colour = colour
 
     def format(self, record: logging.LogRecord) -> str:
         message, extra, exception = self.fields(record)
         stamp = datetime.datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
         request_id = REQUEST_ID.get()
-        parts = [stamp, f"{record.levelname.lower():<7}"]
+        level = record.levelname.lower()
+        paint = self.colour
+        parts = [stamp, _painted(f"{level:<7}", paint and COLOURS.get(level))]
         if WORKER_ID is not None:
-            parts.append(f"w{WORKER_ID}")
+            parts.append(_painted(f"w{WORKER_ID}", paint and "2"))
         if request_id is not None:
-            parts.append(f"[{request_id[:12]}]")
+            parts.append(_painted(f"[{request_id[:12]}]", paint and "36"))
         parts.append(message)
         if isinstance(extra, dict):
             parts.append(" ".join(f"{k}={v!r}" for k, v in extra.items()))
@@ -99,7 +117,10 @@ def configure_logging(
     if log_format == "auto":
         log_format = "text" if stream.isatty() else "json"
     redaction = Redaction.from_environment()
-    formatter = JSONFormatter(redaction) if log_format == "json" else TextFormatter(redaction)
+    colour = stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    formatter = (
+        JSONFormatter(redaction) if log_format == "json" else TextFormatter(redaction, colour)
+    )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     handler.setLevel(level.upper())  # also for loggers that skip their level (nuclio-sdk's)
