@@ -342,6 +342,9 @@ def test_aws_ca_bundle_is_honoured(
     stranger.cert_pem.write_to_path(str(tmp_path / "stranger.pem"))
     server = serve(well_behaved, tls=context)
     point_aws_at_raw(server, tmp_path, monkeypatch)
+    # about trust, not time: botocore retries a failed handshake with back-off, which a busy
+    # machine can stretch past the other tests' 2 s deadline (seen once on Python 3.9)
+    monkeypatch.setenv("FN_WRAPPER_DOWNLOAD_TIMEOUT", "30")
 
     monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "ca.pem"))
     assert (_source("s3://code/func.py", tmp_path / "a") / "func.py").read_bytes() == HANDLER

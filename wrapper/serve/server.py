@@ -251,11 +251,10 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
                 "reload: the new code cannot serve, the old code still does: %s", failure
             )
             return
-        old = sorted(self.WORKERS.items(), key=lambda item: item[1].age)
-        self.retiring |= {pid for pid, _ in old}
-        self.handover = [getattr(worker, "worker_id", 0) for _, worker in old]
-        self.log.info("reload: the new code loads: replacing %d worker(s)", len(old))
-        for _ in old:
+        self.retiring |= set(self.WORKERS)  # also those of a reload still under way
+        self.handover = list(range(self.num_workers))  # the ids 0..N-1 the old ones have
+        self.log.info("reload: the new code loads: replacing %d worker(s)", self.num_workers)
+        for _ in range(self.num_workers):
             self.spawn_worker()
 
     def start_failed(self, state_dir: Path) -> None:
