@@ -67,6 +67,12 @@ OPTIONS = (
     ),
     Option("--access-log", "log one line per request (costs ~30 us a request)", switch=True),
     Option(
+        "--dev",
+        "local work: one process, no fork, so breakpoint() in the handler stops on this"
+        " terminal; no request timeout unless --timeout is given",
+        switch=True,
+    ),
+    Option(
         "--reload",
         "local work: watch the local source and, on a change, replace the workers with the new"
         " code once it loads (code that fails keeps the old serving); needs watchfiles",
@@ -94,7 +100,7 @@ def run(settings: Settings) -> int:
     from wrapper.invocation import PreparedHandler
     from wrapper.prepare import prepare_handler
     from wrapper.serve.cpus import usable_cpus
-    from wrapper.serve.server import ServeSettings, serve
+    from wrapper.serve.server import ServeSettings, serve, serve_in_process
     from wrapper.spec.nuclio import go_duration
 
     fetch = source_settings(settings, os.environ)
@@ -124,14 +130,18 @@ def run(settings: Settings) -> int:
         timeout = settings.timeout
         if settings.layers.get("timeout") == "default" and nuclio.get("event_timeout"):
             timeout = go_duration(nuclio["event_timeout"], "spec.eventTimeout")
-        return serve(
+        elif settings.layers.get("timeout") == "default" and settings.dev:
+            timeout = DEV_TIMEOUT  # a debugging session is no overrun
+        workers = settings.workers or nuclio.get("workers") or usable_cpus()
+        door = serve_in_process if _dev(settings) else serve
+        return door(
             load,
             ServeSettings(
                 host=settings.host,
                 port=settings.port,
                 admin_host=settings.admin_host or settings.host,
                 admin_port=settings.admin_port,
-                workers=settings.workers or nuclio.get("workers") or usable_cpus(),
+                workers=1 if settings.dev else workers,
                 concurrency=settings.concurrency,
                 request_timeout=timeout,
                 graceful_timeout=settings.graceful_timeout,
@@ -146,6 +156,21 @@ def run(settings: Settings) -> int:
         )
     finally:
         validation.close()
+
+
+DEV_TIMEOUT = 86400.0
+"""--dev's request timeout when --timeout is not given: a day (a debugger may hold a call)."""
+
+
+def _dev(settings: Settings) -> bool:
+    """Whether to serve in this process alone (--dev); refused with what needs workers."""
+    if not settings.dev:
+        return False
+    if settings.reload:
+        raise SpecError("--dev: one process cannot replace its workers (--reload): give one")
+    if (settings.workers or 1) > 1:
+        raise SpecError(f"--dev: one process, one worker (not --workers {settings.workers})")
+    return True
 
 
 def _watched(plan: Any, settings: Settings) -> Path:

@@ -101,6 +101,60 @@ def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_di
     return code
 
 
+def serve_in_process(
+    load: Callable[[], PreparedHandler], settings: ServeSettings, state_dir: Path
+) -> int:
+    """--dev: the function served by this process alone (no gunicorn, no fork), so that a
+    handler's `breakpoint()` stops here, on this terminal; the admin endpoints as usual. A
+    call past the timeout answers 504 but nothing is recycled (there is no other process)."""
+    import wrapper.logs
+    from wrapper.serve.worker import Server, run_server, uvicorn_config
+
+    options = ServeOptions(
+        request_timeout=settings.request_timeout,
+        max_body_bytes=settings.max_body_bytes,
+        concurrency=settings.concurrency,
+        state_dir=state_dir,
+        recycle=lambda: log.warning("--dev: one process only, so it is not recycled"),
+    )
+    listener = _bind(settings.host, settings.port, "--port")
+    try:
+        admin = AdminServer(
+            settings.admin_host, settings.admin_port, state_dir, 1, lambda: [os.getpid()], lambda: 0
+        )
+    except OSError as exc:
+        listener.close()
+        raise _bind_error(settings.admin_host, settings.admin_port, "--admin-port", exc) from None
+    wrapper.logs.WORKER_ID = "0"
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, _level(settings)))
+    log.info(
+        "--dev: serving http://%s:%d from this process alone (breakpoint() stops here)",
+        settings.host, settings.port,
+    )  # fmt: skip
+    config = uvicorn_config(
+        ServeApp(load, options),
+        keep_alive=settings.keep_alive,
+        graceful_timeout=settings.graceful_timeout,
+        access_log=settings.access_log,
+    )
+    admin.start()
+    try:
+        run_server(Server(config), [listener])
+    except SystemExit:  # uvicorn exits when startup (the function's init) fails
+        pass
+    finally:
+        admin.stop()
+    failure = read_failure(state_dir)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    if failure is not None:
+        raise _WorkerFailure(failure)
+    return 0
+
+
+def _level(settings: ServeSettings) -> int:
+    return logging.getLevelName(settings.log_level.upper())  # type: ignore[no-any-return]
+
+
 def _bind(host: str, port: int, flag: str) -> socket.socket:
     """A TCP socket bound to host:port, listening (gunicorn sets its backlog): with
     SO_REUSEADDR, a port another socket holds may bind and only fail to listen."""

@@ -50,33 +50,22 @@ class ServeWorker(Worker):  # type: ignore[misc]
         import wrapper.logs
 
         wrapper.logs.WORKER_ID = str(self.worker_id)
-        config = uvicorn.Config(
+        config = uvicorn_config(
             self.wsgi,
-            loop="none",
-            http=_http_parser(),
-            lifespan="on",
-            log_config=None,
+            keep_alive=self.cfg.keepalive,
+            graceful_timeout=self.cfg.graceful_timeout,
             access_log=bool(self.cfg.accesslog),
-            server_header=False,
-            proxy_headers=False,
-            timeout_keep_alive=self.cfg.keepalive,
             timeout_notify=min(self.timeout, NOTIFY_SECONDS),
             callback_notify=self._notify,
-            timeout_graceful_shutdown=self.cfg.graceful_timeout,
             limit_max_requests=self.max_requests or None,
         )
         logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, self.log.loglevel))
-        server = self._server = _Server(config)
-        loop = _new_loop()
-        asyncio.set_event_loop(loop)
+        server = self._server = Server(config)
         try:
-            listeners = [_Listener(listener) for listener in self.sockets]
-            loop.run_until_complete(server.serve(sockets=listeners))  # type: ignore[arg-type]
+            run_server(server, [_Listener(listener) for listener in self.sockets])
         except SystemExit:  # uvicorn exits 3 when startup fails
             if server.started:
                 raise
-        finally:
-            loop.close()
         if not server.started:
             sys.exit(self.BOOT_ERROR)
 
@@ -88,7 +77,36 @@ class ServeWorker(Worker):  # type: ignore[misc]
             self._server.should_exit = True
 
 
-class _Server(uvicorn.Server):
+def uvicorn_config(app: Any, **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for the serve door's app: no loop of its own (the caller's uvloop),
+    httptools with request ids, lifespan on (init), no logging setup, no server header;
+    `keep_alive`, `graceful_timeout`, `access_log` and uvicorn's own keywords in `options`."""
+    return uvicorn.Config(
+        app,
+        loop="none",
+        http=_http_parser(),
+        lifespan="on",
+        log_config=None,
+        access_log=options.pop("access_log", False),
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=options.pop("keep_alive"),
+        timeout_graceful_shutdown=options.pop("graceful_timeout"),
+        **options,
+    )
+
+
+def run_server(server: uvicorn.Server, listeners: list[Any]) -> None:
+    """Serve on `listeners` in a new event loop (uvloop where it is installed) until stopped."""
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(server.serve(sockets=listeners))
+    finally:
+        loop.close()
+
+
+class Server(uvicorn.Server):
     """uvicorn's server, stopping in two steps: no new connections, then, after a moment,
     the idle ones closed. A connection accepted just before the stop has sent its request by
     then and is served; closed at once it would be dropped as idle (a reload's retired
