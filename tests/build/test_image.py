@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import descendants
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "localhost/py311-base:bookworm"
 WRAPPER_BASE = "localhost/fn-wrapper-base:test-python3.11"
@@ -165,24 +167,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def descendants(pid: int) -> list[int]:
-    """The processes below `pid`, nearest first (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(0), []):
-            found.append(child)
-            queue.append(child)
-    return found
 
 
 def test_a_function_image_runs_the_job_and_serve_doors(

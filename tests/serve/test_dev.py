@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import descendants
 from tests.serve.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.slow
@@ -74,7 +75,7 @@ def test_breakpoint_opens_the_debugger_on_the_terminal(tmp_path: Path) -> None:
         terminal.type("c")
         caller.join(30)
         assert answers == [b"hi Grace from worker 0"]
-        assert _children(server.pid) == []  # no worker processes: no fork
+        assert descendants(server.pid) == []  # no worker processes: no fork
     finally:
         server.terminate()
         server.wait(30)
@@ -97,16 +98,3 @@ def test_dev_refuses_what_needs_workers(tmp_path: Path, extra: list[str], messag
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 2 and f"--dev: {message}" in result.stderr, result.stderr
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            if parent == pid:
-                found.append(int(entry.name))
-    return found

@@ -8,6 +8,7 @@ the ASGI app on uvicorn. A worker that dies is replaced and runs init again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -139,9 +140,8 @@ def serve_in_process(
     )
     admin.start()
     try:
-        run_server(Server(config), [listener])
-    except SystemExit:  # uvicorn exits when startup (the function's init) fails
-        pass
+        with contextlib.suppress(SystemExit):  # uvicorn exits when startup (init) fails
+            run_server(Server(config), [listener])
     finally:
         admin.stop()
     failure = read_failure(state_dir)
