@@ -139,7 +139,7 @@ def _import(tree: SourceTree, ref: HandlerRef) -> ModuleType:
         if ref.module:
             _add_import_root(root)
             return _import_module(ref.module, root)
-        file = ref.file or _default_module_file(tree)
+        file = ref.file or default_module_file(tree)
         path = (root / file).resolve()
         if not path.is_relative_to(root):
             raise SpecError(f"handler: {file!r} points outside the source")
@@ -166,7 +166,7 @@ def _import(tree: SourceTree, ref: HandlerRef) -> ModuleType:
     return _import_module(name, import_root)
 
 
-def _default_module_file(tree: SourceTree) -> str:
+def default_module_file(tree: SourceTree) -> str:
     """The module of a bare handler: the one-file source's file, else main.py."""
     if tree.single_file:
         return tree.single_file

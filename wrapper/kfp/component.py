@@ -18,7 +18,8 @@ from typing import Any, Optional
 
 from wrapper.errors import SpecError
 from wrapper.invocation import RESERVED
-from wrapper.loader import HandlerRef
+from wrapper.loader import HandlerRef, default_module_file
+from wrapper.sources import SourceTree
 
 PARAMETER_TYPES = {
     "int": "Integer", "float": "Float", "str": "String", "bool": "Boolean",
@@ -130,10 +131,7 @@ def _module_file(root: Path, single_file: Optional[str], ref: HandlerRef) -> Pat
         dotted = Path(*ref.module.split("."))
         candidates = [root / dotted.with_suffix(".py"), root / dotted / "__init__.py"]
     else:
-        candidates = [root / (single_file or "main.py")]
-        modules = sorted(root.glob("*.py"))
-        if single_file is None and not candidates[0].is_file() and len(modules) == 1:
-            candidates = modules
+        candidates = [root / default_module_file(SourceTree(root, single_file))]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise SpecError(f"handler {ref.text!r}: no module file for it in the source")
