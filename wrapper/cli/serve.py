@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from wrapper.errors import SpecError
 from wrapper.settings import (
@@ -17,6 +17,9 @@ from wrapper.settings import (
     count,
     seconds,
 )
+
+if TYPE_CHECKING:
+    from wrapper.serve.console import FunctionCard
 
 
 def _port(text: str) -> int:
@@ -69,13 +72,15 @@ OPTIONS = (
     Option(
         "--dev",
         "local work: one process, no fork, so breakpoint() in the handler stops on this"
-        " terminal; no request timeout unless --timeout is given",
+        " terminal; no request timeout unless --timeout is given; the test page on the admin"
+        " port",
         switch=True,
     ),
     Option(
         "--reload",
         "local work: watch the local source and, on a change, replace the workers with the new"
-        " code once it loads (code that fails keeps the old serving); needs watchfiles",
+        " code once it loads (code that fails keeps the old serving); needs watchfiles; the"
+        " test page on the admin port",
         switch=True,
     ),
     *STORE_OPTIONS,
@@ -151,6 +156,7 @@ def run(settings: Settings) -> int:
                 access_log=bool(settings.access_log),
                 log_level=settings.log_level,
                 reload=_watched(plan, settings) if settings.reload else None,
+                console=_card(plan, settings),
             ),
             state_dir,
         )
@@ -171,6 +177,23 @@ def _dev(settings: Settings) -> bool:
     if (settings.workers or 1) > 1:
         raise SpecError(f"--dev: one process, one worker (not --workers {settings.workers})")
     return True
+
+
+def _card(plan: Any, settings: Settings) -> Optional[FunctionCard]:
+    """What the test page shows of the function; None (no page) without --dev or --reload."""
+    from wrapper.serve.console import FunctionCard
+    from wrapper.sources.uri import redact_uri
+
+    if not (settings.dev or settings.reload):
+        return None
+    if plan.code is not None or plan.base64 is not None:
+        source = "inline code"
+    else:
+        source = redact_uri(plan.code_src or "")
+    handler = plan.handler
+    if plan.init_function:
+        handler += f" (init: {plan.init_function})"
+    return FunctionCard(plan.name, handler, source, "dev" if settings.dev else "reload")
 
 
 def _watched(plan: Any, settings: Settings) -> Path:

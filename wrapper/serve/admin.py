@@ -1,6 +1,6 @@
 """The admin endpoints, served by a thread of the gunicorn master (so they answer while every
 worker is busy): `/live`, `/ready` (every worker finished its first init, then while one
-serves) and `/metrics`."""
+serves) and `/metrics`; with --dev or --reload, the test page too (wrapper.serve.console)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
+from wrapper.serve.console import Answer, Console, same_origin
 from wrapper.serve.metrics import Collector, ready_workers, started_workers
 
 log = logging.getLogger("wrapper.serve")
@@ -20,13 +21,21 @@ log = logging.getLogger("wrapper.serve")
 IDLE_TIMEOUT = 5.0
 """Seconds an admin connection may stay silent (a probe sends its request at once)."""
 
+PAGE_POLICY = (
+    "default-src 'none'; connect-src 'self'; img-src 'self' data:; "
+    "style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'none'"
+)
+"""The test page's content security policy: nothing but its own origin, whatever a response
+body or a log record holds."""
+
 MAX_CONNECTIONS = 32
 """Admin connections served at once; one more is closed unanswered (each holds a thread of
 the master)."""
 
 
 class AdminServer:
-    """`/live`, `/ready` and `/metrics` on their own port, for probes and Prometheus."""
+    """`/live`, `/ready` and `/metrics` on their own port, for probes and Prometheus; the test
+    page's endpoints when given a console."""
 
     def __init__(
         self,
@@ -36,8 +45,10 @@ class AdminServer:
         workers: int,
         live: Callable[[], list[int]],
         start_failures: Callable[[], int],
+        console: Optional[Console] = None,
     ) -> None:
         self.state_dir, self.workers, self.live = state_dir, workers, live
+        self.console = console
         self.start_failures = start_failures
         self.served = False
         """Every worker has finished its first init: from then on one serving worker is ready."""
@@ -48,10 +59,19 @@ class AdminServer:
             timeout = IDLE_TIMEOUT
 
             def do_GET(self) -> None:
-                status, content_type, body = admin.answer(self.path.split("?", 1)[0])
+                self._reply(*admin.answer(self.path))
+
+            def do_POST(self) -> None:
+                self._reply(*admin.post(self))
+
+            def _reply(self, status: int, content_type: str, body: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                if content_type.startswith("text/html"):
+                    self.send_header("Content-Security-Policy", PAGE_POLICY)
+                    self.send_header("Cache-Control", "no-store")
+                self.send_header("X-Content-Type-Options", "nosniff")
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -63,17 +83,31 @@ class AdminServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="admin", daemon=True)
 
     def start(self) -> None:
+        if self.console is not None:
+            self.console.start()
         self.thread.start()
         host, port = self.httpd.server_address[:2]
         log.info("admin endpoints on http://%s:%s (/live, /ready, /metrics)", host, port)
+        if self.console is not None:
+            log.info("test page on http://%s:%s/", "127.0.0.1" if host == "0.0.0.0" else host, port)
 
     def stop(self) -> None:
         if self.thread.is_alive():
             self.httpd.shutdown()
         self.httpd.server_close()
+        if self.console is not None:
+            self.console.stop()
 
-    def answer(self, path: str) -> tuple[int, str, bytes]:
-        """Status, content type and body for an admin path."""
+    def answer(self, target: str) -> Answer:
+        """Status, content type and body for a GET of an admin path."""
+        path, _, query = target.partition("?")
+        console = self.console
+        if console is not None and path == "/":
+            return 200, "text/html; charset=utf-8", console.page
+        if console is not None and path == "/console/info":
+            return console.info(self.workers)
+        if console is not None and path == "/console/logs":
+            return console.records(query)
         if path == "/live":
             return 200, "application/json", b'{"live":true}'
         if path == "/ready":
@@ -91,6 +125,29 @@ class AdminServer:
             return self._metrics()
         return 404, "application/json", b'{"error":"not found: /live, /ready or /metrics"}'
 
+    def post(self, request: BaseHTTPRequestHandler) -> Answer:
+        """The test page's `/console/send`: a JSON request from the page itself, bounded."""
+        console = self.console
+        if console is None or request.path != "/console/send":
+            request.close_connection = True
+            return 404, "application/json", b'{"error":"not found"}'
+        headers = request.headers
+        if not same_origin(headers.get("Origin"), headers.get("Host")):
+            request.close_connection = True
+            return _error(403, "the test page answers its own origin only")
+        if headers.get_content_type() != "application/json":
+            request.close_connection = True
+            return _error(415, "Content-Type: application/json expected")
+        try:
+            length = int(headers.get("Content-Length", ""))
+        except ValueError:
+            request.close_connection = True
+            return _error(411, "Content-Length expected")
+        if not 0 <= length <= console.max_request:
+            request.close_connection = True
+            return _error(413, f"the request is over {console.max_request} bytes")
+        return console.send(request.rfile.read(length))
+
     def _metrics(self) -> tuple[int, str, bytes]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -98,6 +155,10 @@ class AdminServer:
             self._registry = CollectorRegistry()
             self._registry.register(Collector(self.state_dir, self.live, self.start_failures))
         return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+
+
+def _error(status: int, message: str) -> Answer:
+    return status, "application/json", json.dumps({"error": message}).encode()
 
 
 class _HTTPServer(ThreadingHTTPServer):

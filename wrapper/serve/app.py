@@ -19,6 +19,7 @@ from wrapper.errors import ExitCode, WrapperError
 from wrapper.events import make_event, request_id_from
 from wrapper.invocation import Interruption, PreparedHandler, stopped_by_runtime
 from wrapper.reply import JSON, Reply, Unawaited, chunk_content_type, dump_json, encode_chunk
+from wrapper.serve.console_logs import ship_logs
 from wrapper.serve.metrics import WorkerMetrics
 from wrapper.serve.state import record_failure
 from wrapper.serve.watchdog import Watchdog
@@ -40,6 +41,8 @@ class ServeOptions:
     state_dir: Optional[Path] = None  # metrics and readiness (None: not counted)
     recycle: Callable[[], None] = field(default=lambda: _stop_this_worker())
     """Called after a response when the worker must be replaced (a sync call timed out)."""
+    ship_logs: Optional[Path] = None
+    """The test page's log socket: each request's records are sent there (console_logs.py)."""
 
 
 TRANSPORT = "fn_wrapper.transport"
@@ -103,6 +106,8 @@ class ServeApp:
 
     async def start(self) -> None:
         """Load the function and run init (unless pre-loaded), then count as ready."""
+        if self.options.ship_logs is not None:
+            ship_logs(self.options.ship_logs)
         if self.function is None:
             self._started_at = time.perf_counter()
             self.function = self._load()

@@ -30,9 +30,10 @@ from wrapper.errors import ExitCode, SpecError, WrapperError
 from wrapper.invocation import PreparedHandler
 from wrapper.serve.admin import AdminServer
 from wrapper.serve.app import ServeApp, ServeOptions
+from wrapper.serve.console import Console, FunctionCard
 from wrapper.serve.metrics import is_ready, ready_workers, started_workers, worker_died
 from wrapper.serve.reload import Watcher, check_in_child
-from wrapper.serve.state import read_failure, take_failure
+from wrapper.serve.state import read_failure, record_reload, take_failure
 from wrapper.serve.worker import ServeWorker
 
 log = logging.getLogger("wrapper.serve")
@@ -60,18 +61,22 @@ class ServeSettings:
     log_level: str = "info"
     reload: Optional[Path] = None
     """The local source to watch (--reload): a change replaces the workers (reload.py)."""
+    console: Optional[FunctionCard] = None
+    """The test page's card (--dev, --reload): the page is on the admin port (console.py)."""
 
 
 def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_dir: Path) -> int:
     """Run the server until SIGTERM (exit 0) or a worker fails to start (its exit code);
     `state_dir` (from wrapper.serve.state.new_state_dir) is removed at the end."""
+    listener = _bind(settings.host, settings.port, "--port")
+    console = _console(settings, state_dir)
     options = ServeOptions(
         request_timeout=settings.request_timeout,
         max_body_bytes=settings.max_body_bytes,
         concurrency=settings.concurrency,
         state_dir=state_dir,
+        ship_logs=console.logs.path if console else None,
     )
-    listener = _bind(settings.host, settings.port, "--port")
     application = _Application(ServeApp(load, options), settings, state_dir)
     try:
         application.admin = AdminServer(
@@ -81,9 +86,12 @@ def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_di
             settings.workers,
             application.live_pids,
             application.start_failures,
+            console,
         )
     except OSError as exc:
         listener.close()
+        if console is not None:
+            console.stop()
         raise _bind_error(settings.admin_host, settings.admin_port, "--admin-port", exc) from None
     master = os.getpid()
     try:
@@ -111,20 +119,30 @@ def serve_in_process(
     import wrapper.logs
     from wrapper.serve.worker import Server, run_server, uvicorn_config
 
+    listener = _bind(settings.host, settings.port, "--port")
+    console = _console(settings, state_dir)
     options = ServeOptions(
         request_timeout=settings.request_timeout,
         max_body_bytes=settings.max_body_bytes,
         concurrency=settings.concurrency,
         state_dir=state_dir,
         recycle=lambda: log.warning("--dev: one process only, so it is not recycled"),
+        ship_logs=console.logs.path if console else None,
     )
-    listener = _bind(settings.host, settings.port, "--port")
     try:
         admin = AdminServer(
-            settings.admin_host, settings.admin_port, state_dir, 1, lambda: [os.getpid()], lambda: 0
+            settings.admin_host,
+            settings.admin_port,
+            state_dir,
+            1,
+            lambda: [os.getpid()],
+            lambda: 0,
+            console,
         )
     except OSError as exc:
         listener.close()
+        if console is not None:
+            console.stop()
         raise _bind_error(settings.admin_host, settings.admin_port, "--admin-port", exc) from None
     wrapper.logs.WORKER_ID = "0"
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, _level(settings)))
@@ -149,6 +167,20 @@ def serve_in_process(
     if failure is not None:
         raise _WorkerFailure(failure)
     return 0
+
+
+def _console(settings: ServeSettings, state_dir: Path) -> Optional[Console]:
+    """The test page's endpoints, when asked for (--dev, --reload)."""
+    if settings.console is None:
+        return None
+    return Console(
+        settings.console,
+        state_dir,
+        settings.host,
+        settings.port,
+        settings.request_timeout,
+        settings.max_body_bytes,
+    )
 
 
 def _level(settings: ServeSettings) -> int:
@@ -300,6 +332,7 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
             self.log.warning("SIGUSR2 ignored: the server was not started with --reload")
             return
         failure = check_in_child(self.app.app.prepare)
+        record_reload(self.state_dir, failure)  # for the test page
         if failure is not None:
             self.log.error(
                 "reload: the new code cannot serve, the old code still does: %s", failure

@@ -1,5 +1,6 @@
 """The server's private state folder: workers' metrics and readiness files, the validated
-spec, and why a worker could not start (gunicorn itself only says "failed to boot")."""
+spec, why a worker could not start (gunicorn itself only says "failed to boot") and how the
+last reload went."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Optional
 
 _NAME = "failure.json"
+_RELOAD = "reload.json"
 
 
 def new_state_dir() -> Path:
@@ -46,3 +49,20 @@ def take_failure(folder: Path) -> Optional[dict[str, Any]]:
     with contextlib.suppress(OSError):
         (folder / _NAME).unlink()
     return failure
+
+
+def record_reload(folder: Path, error: Optional[str]) -> None:
+    """The last reload's outcome, for the test page: `error` None when the new code serves."""
+    entry = {"ok": error is None, "time": time.time(), "error": error}
+    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as out:
+        json.dump(entry, out)
+    os.replace(out.name, folder / _RELOAD)
+
+
+def read_reload(folder: Path) -> Optional[dict[str, Any]]:
+    """The last reload's outcome, if the server has reloaded."""
+    try:
+        value = json.loads((folder / _RELOAD).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
