@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.serve.conftest import Served, free_port
+from tests.serve.conftest import ONE_PIXEL_PNG, Served, free_port
 from wrapper.logs import REQUEST_ID
 from wrapper.serve.console import Console, FunctionCard
 from wrapper.serve.console_logs import MAX_RECORDS, MAX_REQUESTS, LogBuffer, LogShipper
@@ -20,9 +20,7 @@ from wrapper.serve.console_logs import MAX_RECORDS, MAX_REQUESTS, LogBuffer, Log
 ECHO = """
 import base64
 
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
-)
+PNG = base64.b64decode("ONE_PIXEL_PNG")
 
 def handler(context, event):
     if event.path == "/image":
@@ -36,7 +34,7 @@ def handler(context, event):
         "header": event.headers.get("X-Custom"),
         "body": event.body,
     }
-"""
+""".replace("ONE_PIXEL_PNG", ONE_PIXEL_PNG)
 
 
 def send(served: Served, request: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.serve.conftest import Served
+from tests.serve.conftest import ONE_PIXEL_PNG, Served
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,7 @@ CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FUNCTION = """
 import base64
 
-DOT = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
-)
+DOT = base64.b64decode("ONE_PIXEL_PNG")
 
 def handler(context, event):
     if event.path == "/dot.png":
@@ -35,7 +33,7 @@ def handler(context, event):
     name = event.body["name"]
     context.logger.info_with("greeting", name=name)
     return {"greeting": f"hello {name}", "worker": context.worker_id}
-"""
+""".replace("ONE_PIXEL_PNG", ONE_PIXEL_PNG)
 
 BROKEN = """
 def init_context(context):

@@ -36,11 +36,7 @@ def record_failure(folder: Path, exit_code: int, message: str, details: Optional
 
 def read_failure(folder: Path) -> Optional[dict[str, Any]]:
     """The recorded failure, if a worker left one."""
-    try:
-        value = json.loads((folder / _NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+    return _read(folder / _NAME)
 
 
 def take_failure(folder: Path) -> Optional[dict[str, Any]]:
@@ -61,8 +57,12 @@ def record_reload(folder: Path, error: Optional[str]) -> None:
 
 def read_reload(folder: Path) -> Optional[dict[str, Any]]:
     """The last reload's outcome, if the server has reloaded."""
+    return _read(folder / _RELOAD)
+
+
+def _read(path: Path) -> Optional[dict[str, Any]]:
     try:
-        value = json.loads((folder / _RELOAD).read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
