@@ -20,7 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-ONE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+ONE_PIXEL_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5Er"
+    "kJggg=="
+)
 """A 1x1 PNG, base64: an image for a served function to answer with."""
 
 

@@ -168,6 +168,25 @@ def test_only_the_page_itself_may_send(dev: Served) -> None:
     assert status == 200 and answer["status"] == 200
 
 
+def test_a_name_made_to_point_here_gets_nothing(dev: Served) -> None:
+    """DNS rebinding: a site's name resolved to this machine reads and sends nothing."""
+    foreign = {"Host": f"attacker.example:{dev.admin_port}"}
+    for path in ("/", "/console/info", "/console/logs?request_id=x"):
+        status, _, body = dev.get(path, admin=True, headers=foreign)
+        assert status == 403 and b"localhost" in body, path
+    status, _, _ = dev.request(
+        "POST",
+        "/console/send",
+        b'{"path": "/"}',
+        {**foreign, "Origin": f"http://{foreign['Host']}", "Content-Type": "application/json"},
+        admin=True,
+    )
+    assert status == 403
+    for host in (f"localhost:{dev.admin_port}", f"[::1]:{dev.admin_port}", "127.0.0.1"):
+        assert dev.get("/console/info", admin=True, headers={"Host": host})[0] == 200, host
+    assert dev.get("/ready", admin=True, headers=foreign)[0] == 200  # probes: as ever
+
+
 def test_a_request_over_the_limit_is_refused_before_it_is_read(
     start_server: Callable[..., Served],
 ) -> None:

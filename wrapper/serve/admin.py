@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from wrapper.serve.console import Answer, Console, same_origin
+from wrapper.serve.console import Answer, Console, refusal
 from wrapper.serve.metrics import Collector, ready_workers, started_workers
 
 log = logging.getLogger("wrapper.serve")
@@ -59,7 +59,7 @@ class AdminServer:
             timeout = IDLE_TIMEOUT
 
             def do_GET(self) -> None:
-                self._reply(*admin.answer(self.path))
+                self._reply(*admin.answer(self.path, self.headers.get("Host")))
 
             def do_POST(self) -> None:
                 self._reply(*admin.post(self))
@@ -98,10 +98,14 @@ class AdminServer:
         if self.console is not None:
             self.console.stop()
 
-    def answer(self, target: str) -> Answer:
+    def answer(self, target: str, host: Optional[str] = None) -> Answer:
         """Status, content type and body for a GET of an admin path."""
         path, _, query = target.partition("?")
         console = self.console
+        if console is not None and path in _PAGE_PATHS:
+            refused = refusal(host)
+            if refused is not None:
+                return _error(403, refused)
         if console is not None and path == "/":
             return 200, "text/html; charset=utf-8", console.page
         if console is not None and path == "/console/info":
@@ -132,9 +136,10 @@ class AdminServer:
             request.close_connection = True
             return 404, "application/json", b'{"error":"not found"}'
         headers = request.headers
-        if not same_origin(headers.get("Origin"), headers.get("Host")):
+        refused = refusal(headers.get("Host"), headers.get("Origin"))
+        if refused is not None:
             request.close_connection = True
-            return _error(403, "the test page answers its own origin only")
+            return _error(403, refused)
         if headers.get_content_type() != "application/json":
             request.close_connection = True
             return _error(415, "Content-Type: application/json expected")
@@ -155,6 +160,9 @@ class AdminServer:
             self._registry = CollectorRegistry()
             self._registry.register(Collector(self.state_dir, self.live, self.start_failures))
         return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+
+
+_PAGE_PATHS = frozenset(("/", "/console/info", "/console/logs"))
 
 
 def _error(status: int, message: str) -> Answer:

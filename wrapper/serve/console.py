@@ -13,8 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 import http.client
+import ipaddress
 import json
 import re
+import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -189,7 +191,23 @@ def _json(status: int, value: Any) -> Answer:
     return status, "application/json", json.dumps(value, default=str).encode()
 
 
-def same_origin(origin: Optional[str], host: Optional[str]) -> bool:
-    """Whether a browser's request comes from the page itself (no Origin: not a browser's
-    cross-site request)."""
-    return origin is None or (host is not None and origin == f"http://{host}")
+def refusal(host: Optional[str], origin: Optional[str] = None) -> Optional[str]:
+    """Why a request may not use the test page, if it may not: its Host must be an address,
+    localhost or this machine's name (a site whose name is made to point here, DNS
+    rebinding, is not), and a browser's `Origin` must be the page's own."""
+    if host is not None and not _known_host(host):
+        return f"the test page answers at an address, localhost or {socket.gethostname()}"
+    if origin is not None and origin != f"http://{host}":
+        return "the test page answers its own origin only"
+    return None
+
+
+def _known_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or "]:" in host else host
+    name = name.strip("[]").lower()
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return name in ("localhost", socket.gethostname().lower()) or name.endswith(".localhost")
