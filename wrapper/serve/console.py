@@ -205,9 +205,9 @@ def refusal(host: Optional[str], origin: Optional[str] = None) -> Optional[str]:
 def _known_host(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 or "]:" in host else host
     name = name.strip("[]").lower()
-    try:
-        ipaddress.ip_address(name)
+    if name in ("localhost", socket.gethostname().lower()) or name.endswith(".localhost"):
         return True
+    try:
+        return bool(ipaddress.ip_address(name))
     except ValueError:
-        pass
-    return name in ("localhost", socket.gethostname().lower()) or name.endswith(".localhost")
+        return False

@@ -70,13 +70,7 @@ def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_di
     `state_dir` (from wrapper.serve.state.new_state_dir) is removed at the end."""
     listener = _bind(settings.host, settings.port, "--port")
     console = _console(settings, state_dir)
-    options = ServeOptions(
-        request_timeout=settings.request_timeout,
-        max_body_bytes=settings.max_body_bytes,
-        concurrency=settings.concurrency,
-        state_dir=state_dir,
-        ship_logs=console.logs.path if console else None,
-    )
+    options = _options(settings, state_dir, console)
     application = _Application(ServeApp(load, options), settings, state_dir)
     try:
         application.admin = AdminServer(
@@ -121,13 +115,11 @@ def serve_in_process(
 
     listener = _bind(settings.host, settings.port, "--port")
     console = _console(settings, state_dir)
-    options = ServeOptions(
-        request_timeout=settings.request_timeout,
-        max_body_bytes=settings.max_body_bytes,
-        concurrency=settings.concurrency,
-        state_dir=state_dir,
+    options = _options(
+        settings,
+        state_dir,
+        console,
         recycle=lambda: log.warning("--dev: one process only, so it is not recycled"),
-        ship_logs=console.logs.path if console else None,
     )
     try:
         admin = AdminServer(
@@ -167,6 +159,20 @@ def serve_in_process(
     if failure is not None:
         raise _WorkerFailure(failure)
     return 0
+
+
+def _options(
+    settings: ServeSettings, state_dir: Path, console: Optional[Console], **more: Any
+) -> ServeOptions:
+    """How the workers (or --dev's process) handle requests."""
+    return ServeOptions(
+        request_timeout=settings.request_timeout,
+        max_body_bytes=settings.max_body_bytes,
+        concurrency=settings.concurrency,
+        state_dir=state_dir,
+        ship_logs=console.logs.path if console else None,
+        **more,
+    )
 
 
 def _console(settings: ServeSettings, state_dir: Path) -> Optional[Console]:
