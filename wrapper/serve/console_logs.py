@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
+import wrapper.logs
 from wrapper.logs import REQUEST_ID, MaskingFormatter
 from wrapper.secrets import Redaction
 
@@ -54,8 +55,6 @@ class LogShipper(logging.Handler):
         request_id = REQUEST_ID.get()
         if request_id is None:
             return
-        import wrapper.logs
-
         try:
             message, extra, exception = self.fields(record)
             entry: dict[str, Any] = {

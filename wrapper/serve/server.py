@@ -72,21 +72,15 @@ def serve(load: Callable[[], PreparedHandler], settings: ServeSettings, state_di
     console = _console(settings, state_dir)
     options = _options(settings, state_dir, console)
     application = _Application(ServeApp(load, options), settings, state_dir)
-    try:
-        application.admin = AdminServer(
-            settings.admin_host,
-            settings.admin_port,
-            state_dir,
-            settings.workers,
-            application.live_pids,
-            application.start_failures,
-            console,
-        )
-    except OSError as exc:
-        listener.close()
-        if console is not None:
-            console.stop()
-        raise _bind_error(settings.admin_host, settings.admin_port, "--admin-port", exc) from None
+    application.admin = _admin_server(
+        settings,
+        state_dir,
+        listener,
+        console,
+        workers=settings.workers,
+        live=application.live_pids,
+        start_failures=application.start_failures,
+    )
     master = os.getpid()
     try:
         application.run(listener)
@@ -121,21 +115,15 @@ def serve_in_process(
         console,
         recycle=lambda: log.warning("--dev: one process only, so it is not recycled"),
     )
-    try:
-        admin = AdminServer(
-            settings.admin_host,
-            settings.admin_port,
-            state_dir,
-            1,
-            lambda: [os.getpid()],
-            lambda: 0,
-            console,
-        )
-    except OSError as exc:
-        listener.close()
-        if console is not None:
-            console.stop()
-        raise _bind_error(settings.admin_host, settings.admin_port, "--admin-port", exc) from None
+    admin = _admin_server(
+        settings,
+        state_dir,
+        listener,
+        console,
+        workers=1,
+        live=lambda: [os.getpid()],
+        start_failures=lambda: 0,
+    )
     wrapper.logs.WORKER_ID = "0"
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, _level(settings)))
     log.info(
@@ -159,6 +147,35 @@ def serve_in_process(
     if failure is not None:
         raise _WorkerFailure(failure)
     return 0
+
+
+def _admin_server(
+    settings: ServeSettings,
+    state_dir: Path,
+    listener: socket.socket,
+    console: Optional[Console],
+    *,
+    workers: int,
+    live: Callable[[], list[int]],
+    start_failures: Callable[[], int],
+) -> AdminServer:
+    """The admin endpoints on their port; a port that cannot be had is one clear error, with
+    the function's port and the test page's socket given back."""
+    try:
+        return AdminServer(
+            settings.admin_host,
+            settings.admin_port,
+            state_dir,
+            workers,
+            live,
+            start_failures,
+            console,
+        )
+    except OSError as exc:
+        listener.close()
+        if console is not None:
+            console.stop()
+        raise _bind_error(settings.admin_host, settings.admin_port, "--admin-port", exc) from None
 
 
 def _options(
